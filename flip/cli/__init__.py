@@ -1,0 +1,47 @@
+"""`flip <command>`: the command-line entry point.
+
+Each command is a module of this package with `main(argv=None)`; it parses its own arguments and
+calls the library. Commands are imported only when run, so `flip --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: command name -> (module under flip.cli, one-line help). One line per command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "embed": ("embed", "embed images and/or texts with a model and print or save the embeddings"),
+    "convert": ("convert", "convert a foreign checkpoint (open_clip, OpenAI CLIP, HF CLIP/SigLIP, FLIP .pth) to flip"),
+    "info": ("info", "show what a model name or path resolves to, its config and parameter counts"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: flip <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `flip <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from importlib.metadata import version
+
+        print(version("flip-face"))
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"flip: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"flip.cli.{COMMANDS[name][0]}")
+    return module.main(rest) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: the record type every loader returns, the synthetic face world, and the real-dataset loaders."""
