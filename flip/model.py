@@ -17,6 +17,7 @@ Design choices:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -129,8 +130,8 @@ class FLIPModel(FLIPPreTrainedModel):
     # -- temperature -------------------------------------------------------------------------------
     @property
     def temperature(self) -> torch.Tensor:
-        """The clamped softmax temperature, 1 / exp(logit_scale)."""
-        return 1.0 / self.scale()
+        """The clamped softmax temperature, 1 / exp(logit_scale), for reading (no gradient)."""
+        return 1.0 / self.scale().detach()
 
     def scale(self) -> torch.Tensor:
         """exp(logit_scale), clamped to [1/temperature_max, 1/temperature_min]."""
@@ -176,12 +177,18 @@ class FLIPModel(FLIPPreTrainedModel):
 
     def encode_text(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | Mapping,
         attention_mask: torch.Tensor | None = None,
         normalize: bool = True,
         **kwargs,
     ) -> torch.Tensor:
-        """Text embeddings, (N, D), L2-normalised unless `normalize=False`."""
+        """Text embeddings, (N, D), L2-normalised unless `normalize=False`.
+
+        `input_ids` may also be the processor's whole output (a mapping with `input_ids` and
+        `attention_mask`), so `model.encode_text(processor.texts([...]))` works.
+        """
+        if isinstance(input_ids, Mapping):
+            input_ids, attention_mask = input_ids["input_ids"], input_ids.get("attention_mask", attention_mask)
         feats = self.get_text_features(input_ids, attention_mask, **kwargs)
         return F.normalize(feats, dim=-1) if normalize else feats
 
