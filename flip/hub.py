@@ -1,0 +1,221 @@
+"""`flip.load`: one call from a name to `(model, processor)`; `flip.save` and `flip.push_to_hub`.
+
+What a name may be, tried in this order:
+1. None or an embedded checkpoint name (`flip-tiny-synth`): the default that ships inside the package.
+2. A preset name (`flip-tiny`, `flip-small`, `flip-base`): that architecture, randomly initialised.
+3. `open_clip:<arch>/<tag>` or `hf-hub:<repo>`: an open_clip model, converted.
+4. A local directory: flip's own (config.json with model_type "flip"), or a transformers CLIP or
+   SigLIP checkpoint, converted.
+5. A local weights file (.safetensors, .pt, .pth, .bin): the FaceCaption-15M authors' FLIP-base.pth,
+   an OpenAI-CLIP-layout state dict (FaRL) or a flip state dict; the layout is detected from the keys.
+6. Otherwise a Hub repo id, downloaded with huggingface_hub and then treated as 4.
+
+Checkpoints are read with safetensors or `torch.load(weights_only=True)` only: no code from a
+checkpoint is ever executed. Every failure is one error that names the thing that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import PRESETS, FLIPConfig, preset_config
+from .model import FLIPModel
+from .processor import FLIPProcessor
+
+logger = logging.getLogger(__name__)
+
+#: Checkpoints that ship inside the package, by name -> folder under flip/assets/.
+EMBEDDED = {"flip-tiny-synth": "flip-tiny-synth"}
+DEFAULT_MODEL = "flip-tiny-synth"
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.bin", "*.pth", "*.pt"]
+
+
+def embedded_path(name: str) -> Path:
+    return Path(__file__).parent / "assets" / EMBEDDED[name]
+
+
+def load(
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    revision: str | None = None,
+) -> tuple[FLIPModel, FLIPProcessor]:
+    """Load any supported checkpoint as `(FLIPModel, FLIPProcessor)`, in eval mode.
+
+    `device` and `dtype` move the model after loading (fp16 checkpoints are cast to float32 on
+    the CPU unless `dtype` says otherwise).
+    """
+    model, processor = _resolve(DEFAULT_MODEL if name_or_path is None else str(name_or_path), revision)
+    if dtype is None and (device is None or torch.device(device).type == "cpu"):
+        dtype = torch.float32
+    model = model.to(device=device, dtype=dtype).eval()
+    return model, processor
+
+
+def load_model(name_or_path: str | os.PathLike | None = None, **kwargs) -> FLIPModel:
+    """Only the model of `load`."""
+    return load(name_or_path, **kwargs)[0]
+
+
+def _resolve(name: str, revision: str | None) -> tuple[FLIPModel, FLIPProcessor]:
+    if name in EMBEDDED:
+        path = embedded_path(name)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"the embedded checkpoint {name!r} is not in this installation ({path}); "
+                "build it with the pretraining recipe (see the README) or pass another model"
+            )
+        return _load_dir(path)
+    if name in PRESETS:
+        logger.warning("flip.load(%r): a preset architecture with RANDOM weights, not a trained model", name)
+        preset = PRESETS[name]
+        return FLIPModel(preset_config(name)), FLIPProcessor.from_settings(**preset["processor"])
+    if name.startswith(("open_clip:", "hf-hub:")):
+        from .convert import load_open_clip
+
+        return _with_processor(*load_open_clip(name))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _load_dir(path)
+    if path.is_file():
+        return _load_file(path)
+    if path.suffix in WEIGHT_SUFFIXES or name.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"no such checkpoint file or directory: {name}")
+    return _load_dir(_download(name, revision))
+
+
+def _with_processor(model: FLIPModel, settings: dict) -> tuple[FLIPModel, FLIPProcessor]:
+    return model, FLIPProcessor.from_settings(**settings)
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_PATTERNS))
+    except Exception as err:  # offline, unknown repo, gated, malformed id: one message for all
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else ""
+        raise FileNotFoundError(
+            f"{repo_id!r} is not a known flip model, a local path, or a reachable Hub repository{hint}: "
+            f"{type(err).__name__}: {err}"
+        ) from None
+
+
+def read_config_json(path: Path) -> dict:
+    file = path / "config.json"
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{file}: not valid JSON ({err})") from None
+
+
+def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
+    if not (path / "config.json").is_file():
+        weights = sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+        if len(weights) == 1:
+            return _load_file(weights[0])
+        raise FileNotFoundError(f"{path}: no config.json, and not exactly one weights file to read instead")
+    model_type = read_config_json(path).get("model_type")
+    if model_type == FLIPConfig.model_type:
+        return _load_flip_dir(path), FLIPProcessor.from_pretrained(path)
+    if model_type in ("clip", "siglip"):
+        from .convert import convert_hf_pretrained
+
+        return _with_processor(*convert_hf_pretrained(path))
+    raise ValueError(
+        f"{path / 'config.json'}: model_type {model_type!r} is not one flip can load "
+        "(flip, clip, siglip; or pass a weights file of another supported layout)"
+    )
+
+
+def _load_flip_dir(path: Path) -> FLIPModel:
+    model, info = FLIPModel.from_pretrained(path, output_loading_info=True)
+    problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if problems:
+        raise ValueError(f"{path}: the weights do not match its config.json: {_describe_keys(problems)}")
+    return model
+
+
+def _describe_keys(problems: dict) -> str:
+    parts = []
+    for kind, keys in problems.items():
+        keys = sorted(map(str, keys))
+        shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+        parts.append(f"{kind.replace('_', ' ')}: {shown}")
+    return "; ".join(parts)
+
+
+def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, safely: safetensors, or torch.load(weights_only=True)."""
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(file)
+        except Exception as err:
+            raise ValueError(f"{file}: not a readable safetensors file ({err})") from None
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(
+            f"{file}: cannot be read as a weights-only torch checkpoint ({type(err).__name__}: {err}). "
+            "flip never unpickles arbitrary objects; re-save the state dict with torch.save(state_dict)."
+        ) from None
+    for key in ("model", "state_dict", "module"):  # training checkpoints and FaRL wrap the weights
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{file}: does not hold a state dict (a mapping of names to tensors)")
+    return obj
+
+
+def _load_file(file: Path) -> tuple[FLIPModel, FLIPProcessor]:
+    from .convert import build_model, convert_state_dict
+
+    config, state_dict, settings = convert_state_dict(read_state_dict(file), source=str(file))
+    return _with_processor(build_model(config, state_dict, source=str(file)), settings)
+
+
+def save(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.PathLike, **save_kwargs) -> Path:
+    """Write model (safetensors) and processor to `out_dir` atomically: a temporary folder beside
+    it is filled, then renamed, so an interrupted save never leaves a half-written checkpoint."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp, **save_kwargs)
+        processor.save_pretrained(tmp)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def push_to_hub(model: FLIPModel, processor: FLIPProcessor, repo_id: str, *, private: bool | None = None,
+                token: str | None = None, commit_message: str = "Upload flip model") -> str:
+    """Upload model and processor to one Hub repository (created if needed); returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save(model, processor, Path(tmp) / "checkpoint")
+        return str(api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message))

@@ -1,0 +1,163 @@
+"""flip.load / flip.save: every local and Hub route, and every bad-input error names its thing."""
+
+import json
+import pickle
+
+import pytest
+import torch
+from conftest import tiny_config
+from safetensors.torch import load_file, save_file
+
+import flip
+from flip.cli import main as cli_main
+from flip.hub import load, save
+from flip.model import FLIPModel
+from flip.processor import FLIPProcessor
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_model):
+    processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=16)
+    return save(tiny_model, processor, tmp_path / "ckpt"), tiny_model, processor
+
+
+def _inputs(processor):
+    from PIL import Image
+
+    img = Image.new("RGB", (40, 30), (200, 120, 90))
+    return processor.images([img]), processor.texts(["a smiling man with a beard", "a face"])
+
+
+def test_save_then_load_gives_identical_embeddings(saved):
+    path, model, processor = saved
+    assert (path / "model.safetensors").is_file() and (path / "config.json").is_file()
+    loaded, loaded_proc = flip.load(path)
+    assert isinstance(loaded, FLIPModel) and not loaded.training
+    pixels, texts = _inputs(processor)
+    pixels2, texts2 = _inputs(loaded_proc)
+    torch.testing.assert_close(pixels2, pixels)
+    torch.testing.assert_close(texts2["input_ids"], texts["input_ids"])
+    torch.testing.assert_close(loaded.encode_image(pixels), model.encode_image(pixels))
+    torch.testing.assert_close(loaded.encode_text(texts), model.encode_text(texts))
+
+
+def test_save_is_atomic_and_replaces(saved, tmp_path):
+    path, model, processor = saved
+    with torch.no_grad():
+        model.text_proj.bias.fill_(0.5)
+    save(model, processor, path)  # overwrite in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folders left
+    reloaded = load_file(path / "model.safetensors")
+    assert torch.all(reloaded["text_proj.bias"] == 0.5)
+
+
+def test_hub_id_loads_from_the_hub_cache_offline(saved, tmp_path, monkeypatch):
+    """The real Hub route (snapshot_download), fed from a cache laid out as huggingface_hub does."""
+    path, model, _ = saved
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--flip-test" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    for f in path.iterdir():
+        (snapshot / f.name).write_bytes(f.read_bytes())
+    (cache / "models--someone--flip-test" / "refs").mkdir()
+    (cache / "models--someone--flip-test" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    loaded, _ = flip.load("someone/flip-test")
+    pixels = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(loaded.encode_image(pixels), model.encode_image(pixels))
+
+
+def test_unknown_hub_id_offline_is_one_clear_error():
+    with pytest.raises(FileNotFoundError, match="nobody/no-such-flip-model"):
+        flip.load("nobody/no-such-flip-model")
+
+
+def test_preset_name_gives_random_weights_with_a_warning(caplog):
+    with caplog.at_level("WARNING"):
+        model, processor = flip.load("flip-tiny")
+    assert "RANDOM" in caplog.text
+    assert model.config.image_size == 112 and processor.images([torch.zeros(64, 64, 3).numpy()]).shape[-1] == 112
+
+
+@pytest.mark.parametrize("name", ["missing_dir/", "nothing/here.pth", "./nope"])
+def test_missing_paths_are_named(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=name.rstrip("/").split("/")[-1]):
+        flip.load(name)
+
+
+def test_unknown_model_type_names_the_config(saved):
+    path = saved[0]
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["model_type"] = "gpt2"
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"config\.json.*gpt2"):
+        flip.load(path)
+
+
+@pytest.mark.parametrize("change, words", [("drop", "missing"), ("add", "unexpected")])
+def test_weights_not_matching_the_config_are_refused(saved, change, words):
+    path = saved[0]
+    weights = load_file(path / "model.safetensors")
+    if change == "drop":
+        del weights["text_proj.weight"]
+    else:
+        weights["surprise.weight"] = torch.zeros(2)
+    save_file(weights, path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=words):
+        flip.load(path)
+
+
+def test_pickles_with_code_are_never_executed(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    file = tmp_path / "evil.pth"
+    with open(file, "wb") as f:
+        pickle.dump({"model": Boom()}, f)
+    with pytest.raises(ValueError, match="evil.pth"):
+        flip.load(file)
+
+
+def test_file_without_tensors_is_refused(tmp_path):
+    file = tmp_path / "numbers.pt"
+    torch.save({"a": 1}, file)
+    with pytest.raises(ValueError, match="numbers.pt"):
+        flip.load(file)
+
+
+def test_cli_help_lists_commands(capsys):
+    assert cli_main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("convert", "info", "embed"):
+        assert command in out
+    assert cli_main(["no-such-command"]) == 2
+
+
+def test_cli_convert_writes_a_loadable_checkpoint(saved, tmp_path, capsys):
+    path, model, _ = saved
+    assert cli_main(["convert", str(path), str(tmp_path / "out"), "--dtype", "float16"]) == 0
+    assert load_file(tmp_path / "out" / "model.safetensors")["text_proj.weight"].dtype == torch.float16
+    loaded, _ = flip.load(tmp_path / "out")
+    pixels = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(loaded.encode_image(pixels), model.encode_image(pixels), atol=2e-3, rtol=0)
+
+
+def test_cli_embed_and_info(saved, tmp_path, capsys):
+    from PIL import Image
+
+    path = saved[0]
+    img = tmp_path / "face.png"
+    Image.new("RGB", (32, 32), (90, 60, 40)).save(img)
+    assert cli_main(["embed", "--model", str(path), "--image", str(img), "--text", "a", "b", "--out", str(tmp_path / "e.npz")]) == 0
+    import numpy as np
+
+    arrays = np.load(tmp_path / "e.npz")
+    assert arrays["image"].shape == (1, 16) and arrays["text"].shape == (2, 16)
+    np.testing.assert_allclose(np.linalg.norm(arrays["image"], axis=1), 1.0, rtol=1e-5)
+    capsys.readouterr()
+    assert cli_main(["info", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["embed_dim"] == 16 and info["text_tower"] == "bert"
