@@ -1,0 +1,509 @@
+"""Zero-shot classification by description, after Menon & Vondrick ("Visual Classification via
+Description from Large Language Models", ICLR 2023), for faces.
+
+The method. Each class of a task has descriptors ("grey hair", "deep wrinkles around the eyes").
+Each descriptor becomes a sentence with the class phrase, by the paper's rule (`descriptor_sentence`):
+"{class}, which is {d}" when d starts with an indefinite article or "used", "{class}, which {d}" when
+it starts with has/often/typically/may/can, else "{class}, which has {d}". A class's score is the
+mean cosine similarity between the image and its descriptor sentences (`max` and `sum` by option);
+the prediction is the best class, and the descriptors with the highest similarity explain it. The
+baseline writes the class phrase into templates ("a photo of {}.") and averages their embeddings,
+as CLIP's prompt ensembling does; with the paper's template "{}" it is the class name alone.
+
+Design choices
+- The rule tests whole words; the released code tests the first letter (`startswith('a')`), which
+  also turns "almond-shaped eyes" into "which is almond-shaped eyes". flip's face files use
+  "who" (`_meta.relative`, "a senior person, who has grey hair") and readable class phrases
+  (`_meta.names`); reference-format files keep the paper's "which" and the class name itself.
+- Builders are pure functions on tensors: descriptor embeddings (M, D) and a class index (M,)
+  give class weights (C, D) or per-class scores (N, C). With mean aggregation the score equals
+  image @ (mean of the class's descriptor embeddings), but similarities are computed per
+  descriptor anyway: they are the explanation, and M is small next to the image encoder's cost.
+- `FLIPClassifier` embeds the text side once per (text-tower fingerprint, sentences) and keeps it
+  in a `TextCache` (in memory, and on disk when given a folder). The fingerprint hashes the text
+  tower's weights, the model config and the tokenizer settings, so another or a retrained model
+  never reads stale embeddings; the key hashes the exact sentences, so editing a prompt file (or
+  the template list it names) invalidates it.
+- Images from files are decoded and preprocessed in DataLoader workers while the model runs; an
+  unreadable file is reported and skipped, never fatal. Nothing on the image path knows prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .prompts import PromptSet, load_prompts
+
+#: How descriptor similarities become a class score ("mean" is the paper's).
+AGGREGATES = ("mean", "max", "sum")
+#: The two ways to build a task's text side.
+METHODS = ("descriptors", "baseline")
+_VERB_STARTS = ("has", "often", "typically", "may", "can")
+_IS_STARTS = ("a", "an", "used")
+
+
+# -- prompts -> sentences -------------------------------------------------------------------------
+def descriptor_sentence(name: str, descriptor: str, relative: str = "which") -> str:
+    """The paper's sentence for one descriptor: "Bengal, which has green or blue eyes"."""
+    descriptor = descriptor.strip()
+    first = descriptor.split(maxsplit=1)[0].lower()
+    if first in _IS_STARTS:
+        clause = f"is {descriptor}"
+    elif first in _VERB_STARTS:
+        clause = descriptor
+    else:
+        clause = f"has {descriptor}"
+    return f"{name}, {relative} {clause}"
+
+
+def build_descriptor_prompts(prompts: PromptSet) -> tuple[list[str], list[str], torch.Tensor]:
+    """Sentences, their raw descriptors (both M, class by class in file order) and class index (M,)."""
+    sentences, descriptors, index = [], [], []
+    for c, cls in enumerate(prompts.classes):
+        for d in prompts.descriptors[cls]:
+            sentences.append(descriptor_sentence(prompts.names[cls], d, prompts.relative))
+            descriptors.append(d)
+            index.append(c)
+    return sentences, descriptors, torch.tensor(index, dtype=torch.long)
+
+
+def build_template_prompts(prompts: PromptSet) -> tuple[list[str], torch.Tensor]:
+    """The baseline's sentences, C * T of them (each class phrase in each template), and class index."""
+    sentences = [t.format(prompts.names[cls]) for cls in prompts.classes for t in prompts.templates]
+    index = torch.arange(prompts.num_classes).repeat_interleave(len(prompts.templates))
+    return sentences, index
+
+
+# -- pure builders on tensors ---------------------------------------------------------------------
+def class_ranges(class_index: torch.Tensor, num_classes: int) -> list[slice]:
+    """Per-class slices into the descriptor axis; `class_index` (M,) must be sorted (file order is)."""
+    counts = torch.bincount(class_index, minlength=num_classes).tolist()
+    if class_index.numel() > 1 and bool((class_index[1:] < class_index[:-1]).any()):
+        raise ValueError("class_index must be sorted (descriptors grouped class by class)")
+    ends = torch.tensor(counts).cumsum(0).tolist()
+    return [slice(end - n, end) for n, end in zip(counts, ends)]
+
+
+def build_class_weights(text_embeds: torch.Tensor, class_index: torch.Tensor, num_classes: int,
+                        normalize: bool = False) -> torch.Tensor:
+    """Mean text embedding per class: (M, D) and (M,) -> (C, D).
+
+    Without normalisation, `image_embeds @ weights.T` is exactly the mean cosine similarity with the
+    class's sentences (the by-description score). With it, this is CLIP's template ensemble.
+    """
+    counts = torch.bincount(class_index, minlength=num_classes)
+    if bool((counts == 0).any()):
+        raise ValueError(f"classes {torch.nonzero(counts == 0).flatten().tolist()} have no text embeddings")
+    sums = text_embeds.new_zeros(num_classes, text_embeds.shape[-1]).index_add_(0, class_index, text_embeds)
+    weights = sums / counts.unsqueeze(1).to(sums.dtype)
+    return F.normalize(weights, dim=-1) if normalize else weights
+
+
+def aggregate_scores(similarities: torch.Tensor, class_index: torch.Tensor, num_classes: int,
+                     aggregate: str = "mean") -> torch.Tensor:
+    """Per-class scores (N, C) from per-descriptor similarities (N, M), by mean, max or sum."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate={aggregate!r}; choose one of {list(AGGREGATES)}")
+    reduce = {"mean": "mean", "max": "amax", "sum": "sum"}[aggregate]
+    index = class_index.to(similarities.device).expand(similarities.shape[0], -1)
+    out = similarities.new_zeros(similarities.shape[0], num_classes)
+    return out.scatter_reduce(1, index, similarities, reduce=reduce, include_self=False)
+
+
+# -- the text side and its cache ------------------------------------------------------------------
+@dataclass(frozen=True)
+class TaskHead:
+    """A task's embedded text side.
+
+    texts: what an explanation shows, (M,): the descriptors, or the class phrases for the baseline.
+    embeds: (M, D) float32 on the CPU; class_index: (M,) the class of each text.
+    """
+
+    task: str
+    method: str
+    classes: tuple[str, ...]
+    texts: tuple[str, ...]
+    embeds: torch.Tensor
+    class_index: torch.Tensor
+    prompts_sha256: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+class TextCache:
+    """Embedded sentences by key: a dict in memory, plus safetensors files in `directory` if given.
+
+    One process-wide instance (`default_text_cache()`) is shared by classifiers that name none.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory).expanduser() if directory is not None else None
+        self._memory: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def clear(self) -> None:
+        """Forget what is in memory (files on disk stay)."""
+        self._memory.clear()
+
+    def get(self, key: str) -> torch.Tensor | None:
+        if key in self._memory:
+            return self._memory[key]
+        file = self._file(key)
+        if file is not None and file.is_file():
+            from safetensors.torch import load_file
+
+            try:
+                self._memory[key] = load_file(file)["embeds"]
+            except Exception:  # a truncated or foreign file is a miss, and is rewritten
+                return None
+            return self._memory[key]
+        return None
+
+    def put(self, key: str, embeds: torch.Tensor, info: Mapping[str, str] | None = None) -> None:
+        embeds = embeds.detach().to("cpu", torch.float32).contiguous()
+        self._memory[key] = embeds
+        file = self._file(key)
+        if file is not None:
+            from safetensors.torch import save_file
+
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+            save_file({"embeds": embeds}, str(tmp), metadata=dict(info or {}))
+            os.replace(tmp, file)  # atomic: a reader never sees half a file
+
+    def _file(self, key: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"{key}.safetensors"
+
+
+_DEFAULT_CACHE: TextCache | None = None
+
+
+def default_text_cache() -> TextCache:
+    """The process-wide in-memory cache (created on first use)."""
+    global _DEFAULT_CACHE
+    if _DEFAULT_CACHE is None:
+        _DEFAULT_CACHE = TextCache()
+    return _DEFAULT_CACHE
+
+
+def default_cache_dir() -> Path:
+    """Where the command line keeps text embeddings: `$FLIP_CACHE`, else `$XDG_CACHE_HOME/flip`,
+    else `~/.cache/flip`; then `text/`."""
+    base = os.environ.get("FLIP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "flip"
+    return Path(base).expanduser() / "text"
+
+
+def text_fingerprint(model, processor) -> str:
+    """A hash of everything that decides a text embedding: the text tower's and projection's
+    weights and buffers, the model config, and the tokenizer settings."""
+    h = hashlib.blake2b(digest_size=16)
+    config = getattr(model, "config", None)
+    h.update((config.to_json_string(use_diff=False) if hasattr(config, "to_json_string") else repr(config)).encode())
+    h.update(_tokenizer_settings(processor).encode())
+    modules = [getattr(model, name) for name in ("text_model", "text_proj") if hasattr(model, name)] or [model]
+    for i, module in enumerate(modules):
+        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+            t = tensor.detach().to("cpu").contiguous()
+            h.update(f"{i}.{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _tokenizer_settings(processor) -> str:
+    tok = getattr(processor, "tokenizer", None)
+    settings = getattr(processor, "settings", None)
+    parts = {
+        "processor": type(processor).__name__,
+        "settings": settings.to_dict() if hasattr(settings, "to_dict") else repr(settings),
+        "tokenizer": type(tok).__name__,
+        "vocab": len(tok) if tok is not None and hasattr(tok, "__len__") else None,
+    }
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+@torch.inference_mode()
+def encode_texts(model, processor, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+    """L2-normalised text embeddings (M, D), in batches, on the model's device."""
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(texts), batch_size):
+        batch = processor.texts(list(texts[start:start + batch_size]))
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out.append(model.encode_text(batch))
+    return torch.cat(out)
+
+
+def build_task_head(model, processor, prompts: PromptSet, method: str = "descriptors",
+                    cache: TextCache | None = None, fingerprint: str | None = None,
+                    batch_size: int = 256) -> TaskHead:
+    """Embed one task's text side (or read it from `cache`)."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
+    if method == "descriptors":
+        sentences, texts, index = build_descriptor_prompts(prompts)
+    else:
+        sentences, index = build_template_prompts(prompts)
+        texts = [prompts.names[c] for c in prompts.classes]
+    cache = cache if cache is not None else default_text_cache()
+    fingerprint = fingerprint or text_fingerprint(model, processor)
+    key = hashlib.sha256("\x1f".join([fingerprint, *sentences]).encode()).hexdigest()[:40]
+    embeds = cache.get(key)
+    if embeds is None or embeds.shape[0] != len(sentences):
+        embeds = encode_texts(model, processor, sentences, batch_size)
+        cache.put(key, embeds, {"task": prompts.task, "model": fingerprint, "prompts_sha256": prompts.sha256})
+        embeds = cache.get(key)
+    if method == "baseline":
+        embeds = build_class_weights(embeds, index, prompts.num_classes, normalize=True)
+        index = torch.arange(prompts.num_classes)
+    return TaskHead(prompts.task, method, prompts.classes, tuple(texts), embeds, index, prompts.sha256)
+
+
+# -- results --------------------------------------------------------------------------------------
+@dataclass
+class TaskResult:
+    """One task's answers for a batch of N images.
+
+    scores: (N, C) class scores (mean cosine similarity by default); similarities: (N, M) cosine
+    similarity of each image with each text of the head (descriptor sentences, or class prompts).
+    """
+
+    head: TaskHead
+    scores: torch.Tensor
+    similarities: torch.Tensor
+    aggregate: str = "mean"
+
+    @property
+    def task(self) -> str:
+        return self.head.task
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.head.classes
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        """(N,) index of the best class."""
+        return self.scores.argmax(dim=-1)
+
+    @property
+    def predictions(self) -> list[str]:
+        return [self.head.classes[i] for i in self.predicted.tolist()]
+
+    def top_descriptors(self, i: int, k: int | None = None, cls: str | None = None) -> list[tuple[str, float]]:
+        """The texts of class `cls` (default: image i's prediction) by similarity, highest first."""
+        c = int(self.predicted[i]) if cls is None else self.head.classes.index(cls)
+        members = torch.nonzero(self.head.class_index == c).flatten()
+        sims = self.similarities[i, members.to(self.similarities.device)].float().cpu()
+        order = sims.argsort(descending=True, stable=True)[:k]
+        return [(self.head.texts[int(members[j])], float(sims[j])) for j in order]
+
+    def record(self, i: int, k: int | None = 3) -> dict[str, Any]:
+        """Image i's answer as plain data: prediction, class scores and the deciding descriptors."""
+        scores = self.scores[i].float().cpu().tolist()
+        return {
+            "prediction": self.predictions[i],
+            "scores": dict(zip(self.head.classes, scores)),
+            "descriptors": [{"text": t, "similarity": s} for t, s in self.top_descriptors(i, k)],
+        }
+
+    def __len__(self) -> int:
+        return self.scores.shape[0]
+
+
+@dataclass
+class FileBatch:
+    """What `FLIPClassifier.classify_files` yields per batch: the readable paths in order, their
+    results by task, and the unreadable ones as (path, reason)."""
+
+    paths: list[str]
+    results: dict[str, TaskResult]
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+# -- the classifier -------------------------------------------------------------------------------
+class FLIPClassifier:
+    """Classify face images for one or more tasks, by description (default) or by the baseline.
+
+        model, processor = flip.load()
+        clf = FLIPClassifier(model, processor, tasks=["emotion", "age_group"])
+        results = clf.classify(["face.jpg"])          # {task: TaskResult}
+        results["emotion"].predictions, results["emotion"].top_descriptors(0, k=3)
+
+    tasks: task names, prompt-file paths or `PromptSet`s. The text side is embedded here, once
+    (see `TextCache`); `cache_dir` adds a disk cache to the process-wide memory cache.
+    """
+
+    def __init__(self, model, processor, tasks: Sequence[str | os.PathLike | PromptSet] | str = ("emotion",), *,
+                 method: str = "descriptors", aggregate: str = "mean", prompt_root: str | os.PathLike | None = None,
+                 cache: TextCache | None = None, cache_dir: str | os.PathLike | None = None,
+                 text_batch_size: int = 256):
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate={aggregate!r}; choose one of {list(AGGREGATES)}")
+        if method not in METHODS:
+            raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
+        if isinstance(tasks, (str, os.PathLike, PromptSet)):
+            tasks = [tasks]
+        if not tasks:
+            raise ValueError("tasks: give at least one task")
+        self.model, self.processor = model, processor
+        self.method, self.aggregate = method, aggregate
+        if cache is None:
+            cache = TextCache(cache_dir) if cache_dir is not None else default_text_cache()
+        self.cache = cache
+        prompt_sets = [t if isinstance(t, PromptSet) else load_prompts(t, prompt_root) for t in tasks]
+        names = [p.task for p in prompt_sets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tasks: {names} names a task twice")
+        self.prompts = {p.task: p for p in prompt_sets}
+        fingerprint = text_fingerprint(model, processor)
+        self.heads = {p.task: build_task_head(model, processor, p, method, cache, fingerprint, text_batch_size)
+                      for p in prompt_sets}
+        # All tasks' texts in one matrix: one matmul per batch of images, then a slice per task.
+        self._all_embeds = torch.cat([h.embeds for h in self.heads.values()])
+        bounds = torch.tensor([0] + [h.embeds.shape[0] for h in self.heads.values()]).cumsum(0).tolist()
+        self._slices = {task: slice(a, b) for task, a, b in zip(self.heads, bounds[:-1], bounds[1:])}
+        self._device_embeds: dict[tuple, torch.Tensor] = {}
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    def _embeds_for(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.device, like.dtype)
+        if key not in self._device_embeds:
+            self._device_embeds[key] = self._all_embeds.to(like.device, like.dtype)
+        return self._device_embeds[key]
+
+    def classify_embeddings(self, image_embeds: torch.Tensor) -> dict[str, TaskResult]:
+        """Results per task for L2-normalised image embeddings (N, D)."""
+        if image_embeds.ndim != 2 or image_embeds.shape[1] != self._all_embeds.shape[1]:
+            raise ValueError(f"image_embeds: expected shape (N, {self._all_embeds.shape[1]}), "
+                             f"got {tuple(image_embeds.shape)}")
+        with torch.inference_mode():
+            sims = image_embeds @ self._embeds_for(image_embeds).T
+            out = {}
+            for task, head in self.heads.items():
+                s = sims[:, self._slices[task]]
+                scores = aggregate_scores(s, head.class_index, head.num_classes, self.aggregate)
+                out[task] = TaskResult(head, scores, s, self.aggregate)
+        return out
+
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) preprocessed pixels -> (N, D) normalised embeddings on the model's device."""
+        param = next(self.model.parameters())
+        with torch.inference_mode():
+            return self.model.encode_image(pixel_values.to(param.device, param.dtype, non_blocking=True))
+
+    def classify(self, images) -> dict[str, TaskResult]:
+        """Classify images: paths, PIL images, a list of them, or preprocessed pixels (N, 3, H, W)."""
+        if isinstance(images, torch.Tensor):
+            pixel_values = images
+        else:
+            if isinstance(images, (str, os.PathLike)) or not isinstance(images, Sequence):
+                images = [images]
+            pixel_values = self.processor.images(list(images))
+        return self.classify_embeddings(self.encode_images(pixel_values))
+
+    def classify_files(self, paths: Sequence[str | os.PathLike], batch_size: int = 64,
+                       num_workers: int | None = None, prefetch_factor: int = 4) -> Iterator[FileBatch]:
+        """Classify image files in batches, decoding in `num_workers` DataLoader workers (default:
+        all cores but one, at most 8) while the model runs. Unreadable files land in `failed`."""
+        loader = image_file_loader(paths, self.processor, batch_size, num_workers, prefetch_factor,
+                                   pin_memory=next(self.model.parameters()).is_cuda)
+        for batch in loader:
+            done = [str(paths[i]) for i in batch["index"]]
+            failed = [(str(paths[i]), why) for i, why in batch["failed"]]
+            results = {} if not done else self.classify_embeddings(self.encode_images(batch["pixel_values"]))
+            yield FileBatch(done, results, failed)
+
+
+# -- image files in DataLoader workers ------------------------------------------------------------
+class ImageFiles(torch.utils.data.Dataset):
+    """Image paths -> (index, pixels (3, H, W) or None, error or None), decoded by the processor."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike], processor):
+        self.paths, self.processor = [str(p) for p in paths], processor
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            return i, self.processor.images([self.paths[i]])[0], None
+        except Exception as err:  # reported by path by the caller; one bad file never stops a run
+            return i, None, f"{type(err).__name__}: {err}"
+
+
+def collate_image_files(items) -> dict[str, Any]:
+    """Stack the readable images; keep the failures (index, reason) aside."""
+    good = [(i, px) for i, px, err in items if err is None]
+    return {
+        "index": [i for i, _ in good],
+        "pixel_values": torch.stack([px for _, px in good]) if good else None,
+        "failed": [(i, err) for i, _, err in items if err is not None],
+    }
+
+
+def image_file_loader(paths: Sequence[str | os.PathLike], processor, batch_size: int = 64,
+                      num_workers: int | None = None, prefetch_factor: int = 4,
+                      pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A DataLoader over image files that yields `collate_image_files` batches, in order."""
+    if num_workers is None:
+        num_workers = min(8, max(1, (os.cpu_count() or 2) - 1))
+    num_workers = min(num_workers, max(0, -(-len(paths) // batch_size)))
+    extra = dict(prefetch_factor=prefetch_factor, persistent_workers=False) if num_workers > 0 else {}
+    return torch.utils.data.DataLoader(ImageFiles(paths, processor), batch_size=batch_size, shuffle=False,
+                                       num_workers=num_workers, collate_fn=collate_image_files,
+                                       pin_memory=pin_memory, **extra)
+
+
+# -- a figure of the explanations -----------------------------------------------------------------
+def plot_contributions(results: Mapping[str, TaskResult], labels: Sequence[str], path: str | os.PathLike,
+                       k: int = 5, max_images: int = 8) -> Path:
+    """A grid (image x task) of bar charts: the predicted class's top-k descriptors by similarity.
+
+    Needs matplotlib (`pip install "flip-face[eval]"`).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError('plotting needs matplotlib: pip install "flip-face[eval]"') from None
+    tasks = list(results)
+    n = min(max_images, len(labels))
+    if n == 0 or not tasks:
+        raise ValueError("plot_contributions: nothing to plot (no images or no tasks)")
+    fig, axes = plt.subplots(n, len(tasks), figsize=(4.2 * len(tasks), 0.45 * k * n + 0.8 * n), squeeze=False)
+    for r in range(n):
+        for c, task in enumerate(tasks):
+            res, ax = results[task], axes[r][c]
+            top = res.top_descriptors(r, k)[::-1]
+            ax.barh([_short(t) for t, _ in top], [s for _, s in top], color="tab:blue")
+            ax.set_title(f"{Path(labels[r]).name} | {task}: {res.predictions[r]}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel("cosine similarity", fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
