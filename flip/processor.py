@@ -44,6 +44,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 RESIZE_MODES = ("shortest", "squash")
 RESAMPLE = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+PADDING = ("longest", "max_length")
 CONFIG_NAME = "preprocessor_config.json"
 PROCESSOR_CLASS = "FLIPProcessor"
 #: Files `from_pretrained` fetches from a Hub repository: the settings and any tokenizer's files.
@@ -62,6 +63,8 @@ class ProcessorSettings:
     resize_mode: str = "shortest"  # "shortest": shorter side to image_size, then center crop; "squash": no crop
     resample: str = "bicubic"  # PIL filter: one of RESAMPLE
     max_length: int = 77  # tokens per text, special tokens included; longer texts are truncated
+    padding: str = "longest"  # or "max_length": always pad to max_length (SigLIP pools the last position)
+    return_attention_mask: bool = True  # False for towers trained attending to their padding (SigLIP)
     enc_token_id: int | None = None  # BLIP's [ENC] id, put first by `itm_texts`; found in the vocabulary if None
     pad_token_id: int | None = None  # None: 0 for CLIP tokenizers (as open_clip), else the tokenizer's own
     box_margin: float = 0.0  # face boxes grow by this fraction of their width/height on each side
@@ -77,7 +80,9 @@ class ProcessorSettings:
             except (TypeError, ValueError):
                 value = ()
             if len(value) != 3 or not all(map(math.isfinite, value)):
-                raise ValueError(f"ProcessorSettings.{name} must be 3 finite numbers (R, G, B), got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"ProcessorSettings.{name} must be 3 finite numbers (R, G, B), got {getattr(self, name)!r}"
+                )
             setattr(self, name, value)
         if min(self.image_std) <= 0:
             raise ValueError(f"ProcessorSettings.image_std must be positive, got {self.image_std}")
@@ -87,13 +92,17 @@ class ProcessorSettings:
             raise ValueError(f"ProcessorSettings.resample must be one of {RESAMPLE}, got {self.resample!r}")
         if not _is_int(self.max_length) or self.max_length < 2:
             raise ValueError(f"ProcessorSettings.max_length must be an integer >= 2, got {self.max_length!r}")
+        if self.padding not in PADDING:
+            raise ValueError(f"ProcessorSettings.padding must be one of {PADDING}, got {self.padding!r}")
+        if not isinstance(self.return_attention_mask, bool):
+            raise ValueError(
+                f"ProcessorSettings.return_attention_mask must be true or false, got {self.return_attention_mask!r}"
+            )
         for name in ("enc_token_id", "pad_token_id"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 0):
                 raise ValueError(f"ProcessorSettings.{name} must be None or a token id >= 0, got {value!r}")
-        if isinstance(self.box_margin, bool) or not isinstance(self.box_margin, (int, float)) or not (
-            0 <= self.box_margin < math.inf
-        ):
+        if not _is_margin(self.box_margin):
             raise ValueError(f"ProcessorSettings.box_margin must be a finite number >= 0, got {self.box_margin!r}")
         if self.tokenizer is not None and not isinstance(self.tokenizer, str):
             raise ValueError(f"ProcessorSettings.tokenizer must be None or a string, got {self.tokenizer!r}")
@@ -121,7 +130,9 @@ class FLIPProcessor:
             tokenizer = load_tokenizer(tokenizer)
         else:
             if tokenizer is None or not callable(tokenizer):
-                raise TypeError(f"FLIPProcessor: tokenizer must be a transformers tokenizer or a spec string, got {tokenizer!r}")
+                raise TypeError(
+                    f"FLIPProcessor: tokenizer must be a transformers tokenizer or a spec string, got {tokenizer!r}"
+                )
             settings = ProcessorSettings(**settings)
         self._setup(tokenizer, settings)
 
@@ -138,7 +149,9 @@ class FLIPProcessor:
         for name in ("enc_token_id", "pad_token_id"):
             value = getattr(settings, name)
             if value is not None and value >= vocab_size:
-                raise ValueError(f"ProcessorSettings.{name}={value} is outside the tokenizer's vocabulary ({vocab_size})")
+                raise ValueError(
+                    f"ProcessorSettings.{name}={value} is outside the tokenizer's vocabulary ({vocab_size})"
+                )
         self.settings = settings
 
     @classmethod
@@ -146,7 +159,9 @@ class FLIPProcessor:
         """A processor from a tokenizer spec ("clip", "minilm", "bert-blip", a directory or Hub id) and
         `ProcessorSettings` fields: the form presets and converters describe processors in."""
         if not isinstance(tokenizer, str):
-            raise TypeError(f"FLIPProcessor.from_settings: tokenizer must be a spec string, got {type(tokenizer).__name__}")
+            raise TypeError(
+                f"FLIPProcessor.from_settings: tokenizer must be a spec string, got {type(tokenizer).__name__}"
+            )
         return cls(tokenizer, **settings)
 
     # -- images ------------------------------------------------------------------------------------
@@ -164,13 +179,13 @@ class FLIPProcessor:
             if len(boxes) != len(items):
                 raise ValueError(f"boxes: got {len(boxes)} boxes for {len(items)} images")
         margin = self.settings.box_margin if box_margin is None else box_margin
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < math.inf:
+        if not _is_margin(margin):
             raise ValueError(f"box_margin must be a finite number >= 0, got {margin!r}")
         arrays = []
         for index, item in enumerate(items):
-            image, name = load_image(item, index)
+            image = load_image(item, index)
             if boxes is not None and boxes[index] is not None:
-                image = image.crop(_crop_box(boxes[index], image.size, margin, name))
+                image = image.crop(_crop_box(boxes[index], image.size, margin, _source_name(item, index)))
             arrays.append(np.asarray(self._resize(image)))
         return self._normalize(np.stack(arrays))
 
@@ -202,11 +217,11 @@ class FLIPProcessor:
         return torch.from_numpy(x)
 
     # -- texts -------------------------------------------------------------------------------------
-    def texts(self, texts, max_length: int | None = None, padding: str = "longest"):
-        """`BatchEncoding` with `input_ids` and `attention_mask`, int64 (N, L).
+    def texts(self, texts, max_length: int | None = None, padding: str | None = None):
+        """`BatchEncoding` with `input_ids` and `attention_mask` (unless the settings say no), int64 (N, L).
 
-        Padded to the longest text (or, with `padding="max_length"`, to `max_length`); texts longer
-        than `max_length` (default: the settings') are truncated, keeping the end-of-text token.
+        Padded to the longest text or, with `padding="max_length"`, to `max_length` (defaults: the
+        settings'); longer texts are truncated, keeping the end-of-text token.
         """
         items = _as_list(texts, "texts")
         for index, text in enumerate(items):
@@ -216,8 +231,9 @@ class FLIPProcessor:
             max_length = self.settings.max_length
         if not _is_int(max_length) or max_length < 2:
             raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
-        if padding not in ("longest", "max_length"):
-            raise ValueError(f"padding must be 'longest' or 'max_length', got {padding!r}")
+        padding = self.settings.padding if padding is None else padding
+        if padding not in PADDING:
+            raise ValueError(f"padding must be one of {PADDING}, got {padding!r}")
         if self._clean_text:
             items = [clean_clip_text(t) for t in items]
         batch = self.tokenizer(
@@ -227,13 +243,16 @@ class FLIPProcessor:
             max_length=max_length,
             return_tensors="pt",
             return_token_type_ids=False,
+            return_attention_mask=True,
             split_special_tokens=True,
         )
         if self.settings.pad_token_id != self.tokenizer.pad_token_id:
             batch["input_ids"].masked_fill_(batch["attention_mask"] == 0, self.settings.pad_token_id)
+        if not self.settings.return_attention_mask:
+            del batch["attention_mask"]
         return batch
 
-    def itm_texts(self, texts, max_length: int | None = None, padding: str = "longest"):
+    def itm_texts(self, texts, max_length: int | None = None, padding: str | None = None):
         """`texts` with the first token replaced by BLIP's [ENC] token: the input of FLIP's image-text
         matching (`FLIPModel.match`)."""
         if self.settings.enc_token_id is None:
@@ -311,29 +330,28 @@ class FLIPProcessor:
 # -- image decoding ------------------------------------------------------------------------------------
 
 def load_image(source, index: int = 0):
-    """An upright RGB PIL image from a path, bytes, a PIL image or a numpy array; returns (image, name),
-    `name` naming the source in error messages."""
+    """An upright RGB PIL image from a path, bytes, a PIL image or an (H, W[, C]) numpy array.
+
+    Errors name the file, or `images[index]` for a source in memory.
+    """
     from PIL import Image, ImageOps
 
+    name = _source_name(source, index)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
-        name = str(path)
         if not path.is_file():
             raise FileNotFoundError(f"image file not found: {path}")
         with open(path, "rb") as fp:
             image = _decode(fp, name)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        name = f"images[{index}] (bytes)"
         image = _decode(io.BytesIO(bytes(source)), name)
     elif isinstance(source, Image.Image):
-        name = f"images[{index}] (PIL image)"
         image = source
     elif isinstance(source, np.ndarray):
-        name = f"images[{index}] (numpy array)"
-        return _array_to_rgb(source, name), name
+        return _array_to_rgb(source, name)
     else:
         raise TypeError(
-            f"images[{index}]: unsupported type {type(source).__name__}; pass a path, bytes, a PIL image or "
+            f"{name}: unsupported type {type(source).__name__}; pass a path, bytes, a PIL image or "
             "an (H, W[, C]) numpy array"
         )
     try:
@@ -341,7 +359,17 @@ def load_image(source, index: int = 0):
             image = ImageOps.exif_transpose(image)
     except Exception as err:  # a malformed EXIF block must not lose the image
         logger.warning("%s: EXIF orientation ignored (%s)", name, err)
-    return _to_rgb(image, name), name
+    return _to_rgb(image, name)
+
+
+def _source_name(source, index: int) -> str:
+    """How error messages name an image: its path, or its place in the batch and its kind."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(Path(source).expanduser())
+    kind = {bytes: "bytes", bytearray: "bytes", memoryview: "bytes", np.ndarray: "numpy array"}.get(type(source))
+    if kind is None:
+        kind = "PIL image" if type(source).__module__.startswith("PIL.") else type(source).__name__
+    return f"images[{index}] ({kind})"
 
 
 class _TruncatedError(Exception):
@@ -471,9 +499,8 @@ def _crop_box(box, size: tuple[int, int], margin: float, name: str) -> tuple[int
 # -- helpers ----------------------------------------------------------------------------------------------
 
 def _as_list(items, what: str) -> list:
-    if isinstance(items, (list, tuple)):
-        items = list(items)
-    elif isinstance(items, Sequence) and not isinstance(items, (str, bytes, bytearray)):
+    """A batch as a list; a single item (a string, a path, bytes, an image, an array) as a batch of one."""
+    if isinstance(items, Sequence) and not isinstance(items, (str, bytes, bytearray, memoryview)):
         items = list(items)
     else:
         items = [items]
@@ -484,6 +511,10 @@ def _as_list(items, what: str) -> list:
 
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_margin(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < math.inf
 
 
 def _find_enc_token(tokenizer) -> int | None:
@@ -499,8 +530,9 @@ def _download(repo_id: str, revision: str | None) -> Path:
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
     except Exception as err:  # offline, unknown repo, gated, malformed id: one message for all
-        offline = " (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else ""
         raise FileNotFoundError(
             f"FLIPProcessor.from_pretrained: {repo_id!r} is not a local directory or a reachable Hub repository"
-            f"{offline}: {type(err).__name__}: {err}"
+            f"{hint}: {type(err).__name__}: {err}"
         ) from None

@@ -49,7 +49,9 @@ def load_tokenizer(spec: str):
     """A transformers tokenizer from a short name ("clip", "minilm", "bert-blip"), a local directory
     or a Hub id; always checked with `check_tokenizer`."""
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"tokenizer: expected a non-empty string ({TOKENIZER_SPECS} or a path / Hub id), got {spec!r}")
+        raise ValueError(
+            f"tokenizer: expected a non-empty string ({TOKENIZER_SPECS} or a path / Hub id), got {spec!r}"
+        )
     if spec == "clip":
         tokenizer = clip_tokenizer()
     elif spec == "minilm":
@@ -150,4 +152,6 @@ def _auto_tokenizer(name_or_path: str, **kwargs):
         return AutoTokenizer.from_pretrained(name_or_path, **kwargs)
     except Exception as err:  # offline, unknown repo, missing files: one message naming the source
         hint = f"use one of {TOKENIZER_SPECS}, a directory with tokenizer files, or a reachable Hub id"
-        raise ValueError(f"cannot load a tokenizer from {name_or_path!r} ({type(err).__name__}: {err}); {hint}") from None
+        raise ValueError(
+            f"cannot load a tokenizer from {name_or_path!r} ({type(err).__name__}: {err}); {hint}"
+        ) from None

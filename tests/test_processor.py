@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageFile
 
 from flip.config import PRESETS
-from flip.processor import CLIP_MEAN, CLIP_STD, FLIPProcessor, ProcessorSettings, _crop_box
+from flip.processor import CLIP_MEAN, CLIP_STD, FLIPProcessor, ProcessorSettings, _crop_box, load_image
 
 MEAN = np.asarray(CLIP_MEAN, dtype=np.float32)
 STD = np.asarray(CLIP_STD, dtype=np.float32)
@@ -66,6 +66,8 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
         ("resize_mode", "crop"),
         ("resample", "cubic"),
         ("max_length", 1),
+        ("padding", "both"),
+        ("return_attention_mask", "yes"),
         ("enc_token_id", -1),
         ("pad_token_id", "0"),
         ("box_margin", -0.1),
@@ -159,8 +161,10 @@ def test_exif_orientation_is_applied(raw, tmp_path, fmt):
     exif = Image.Exif()
     exif[0x0112] = 6
     path = tmp_path / f"rotated.{fmt.lower()}"
-    path.write_bytes(encode(stripes([RED, BLUE]), fmt, exif=exif.tobytes(), **({"quality": 95} if fmt == "JPEG" else {})))
-    squash = FLIPProcessor(raw.tokenizer, image_size=8, image_mean=(0, 0, 0), image_std=(1, 1, 1), resize_mode="squash")
+    quality = {"quality": 95} if fmt == "JPEG" else {}
+    path.write_bytes(encode(stripes([RED, BLUE]), fmt, exif=exif.tobytes(), **quality))
+    squash = FLIPProcessor(raw.tokenizer, image_size=8, image_mean=(0, 0, 0), image_std=(1, 1, 1),
+                           resize_mode="squash")
     pixels = squash.images([path])[0].numpy() * 255
     top, bottom = pixels[:, :2].mean(axis=(1, 2)), pixels[:, -2:].mean(axis=(1, 2))
     assert np.allclose(top, RED, atol=12) and np.allclose(bottom, BLUE, atol=12)
@@ -192,10 +196,17 @@ def test_sources_give_identical_pixels(processor, tmp_path):
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (20, 24, 3), dtype=np.uint8))
     path = tmp_path / "face.png"
     image.save(path)
-    sources = [image, path, str(path), path.read_bytes(), np.asarray(image)]
+    sources = [image, path, str(path), path.read_bytes(), memoryview(path.read_bytes()), np.asarray(image)]
     pixels = processor.images(sources)
     for i in range(1, len(sources)):
         assert torch.equal(pixels[0], pixels[i])
+
+
+def test_load_image_gives_upright_rgb(tmp_path):
+    path = tmp_path / "grey.png"
+    Image.new("LA", (5, 7), (10, 255)).save(path)
+    image = load_image(path)
+    assert image.mode == "RGB" and image.size == (5, 7) and image.getpixel((0, 0)) == (10, 10, 10)
 
 
 def test_boxes_crop_the_face_before_resizing(raw):
@@ -298,6 +309,16 @@ def test_texts_pad_to_longest_and_truncate_keeping_sep(processor):
     assert processor.texts("a face", max_length=3)["input_ids"].tolist() == [[101, 1037, 102]]
 
 
+def test_siglip_style_fixed_padding_without_mask(minilm, tmp_path):
+    # SigLIP pools the last position and was trained attending to its padding.
+    processor = FLIPProcessor(minilm, max_length=8, padding="max_length", return_attention_mask=False)
+    processor.save_pretrained(tmp_path)
+    for p in (processor, FLIPProcessor.from_pretrained(tmp_path)):
+        batch = p.texts(["a face"])
+        assert set(batch) == {"input_ids"}
+        assert batch["input_ids"].tolist() == [[101, 1037, 2227, 102, 0, 0, 0, 0]]
+
+
 def test_clip_texts_pad_with_zero_as_open_clip(processor):
     clip = FLIPProcessor("clip")
     ids = clip.texts(["a face", "a smiling man"])["input_ids"]
@@ -355,7 +376,8 @@ def test_save_and_reload_give_identical_tensors(tmp_path, spec):
     assert reloaded.settings == processor.settings
     image = Image.fromarray(np.random.default_rng(3).integers(0, 256, (30, 41, 3), dtype=np.uint8))
     texts = ["a smiling woman", "café déjà vu with a very long caption " * 5]
-    a, b = processor(images=[image], text=texts, boxes=[(5, 5, 25, 25)]), reloaded(images=[image], text=texts, boxes=[(5, 5, 25, 25)])
+    boxes = [(5, 5, 25, 25)]
+    a, b = processor(images=[image], text=texts, boxes=boxes), reloaded(images=[image], text=texts, boxes=boxes)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
