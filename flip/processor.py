@@ -13,6 +13,7 @@ Design choices:
   composited on white, 16-bit scaled rather than clipped); a truncated JPEG always raises, whatever
   PIL's global `ImageFile.LOAD_TRUNCATED_IMAGES` says (it is read, never changed); PIL's
   decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`) applies and its warning becomes an error.
+  ICC colour profiles are not applied (neither open_clip nor transformers applies them).
   Every bad input is one exception naming the file (or the index of the item).
 - Texts for CLIP tokenizers are cleaned as open_clip cleans them (`flip.tokenization.clean_clip_text`)
   and padded with id 0 as open_clip pads, so `texts(..., padding="max_length")` equals
@@ -129,7 +130,9 @@ class FLIPProcessor:
             settings = ProcessorSettings(tokenizer=tokenizer, **settings)
             tokenizer = load_tokenizer(tokenizer)
         else:
-            if tokenizer is None or not callable(tokenizer):
+            from transformers import PreTrainedTokenizerBase
+
+            if not isinstance(tokenizer, PreTrainedTokenizerBase):
                 raise TypeError(
                     f"FLIPProcessor: tokenizer must be a transformers tokenizer or a spec string, got {tokenizer!r}"
                 )

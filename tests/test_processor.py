@@ -78,6 +78,13 @@ def test_bad_settings_name_the_field(field, value):
         ProcessorSettings(**{field: value})
 
 
+def test_tokenizer_must_be_a_transformers_tokenizer():
+    from open_clip.tokenizer import SimpleTokenizer
+
+    with pytest.raises(TypeError, match="transformers tokenizer or a spec string"):
+        FLIPProcessor(SimpleTokenizer())
+
+
 def test_token_ids_must_be_in_the_vocabulary(minilm):
     with pytest.raises(ValueError, match="enc_token_id=40000"):
         FLIPProcessor(minilm, enc_token_id=40000)
