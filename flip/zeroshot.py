@@ -322,6 +322,19 @@ class TaskResult:
     def __len__(self) -> int:
         return self.scores.shape[0]
 
+    def __getitem__(self, rows) -> "TaskResult":
+        """The results of some images (an index, slice or index list), as a `TaskResult`."""
+        rows = [rows] if isinstance(rows, int) else rows
+        return TaskResult(self.head, self.scores[rows], self.similarities[rows], self.aggregate)
+
+    @staticmethod
+    def cat(results: Sequence["TaskResult"]) -> "TaskResult":
+        """Results of several batches of the same head, as one."""
+        if not results or any(r.head is not results[0].head for r in results):
+            raise ValueError("TaskResult.cat: give one or more results of the same task head")
+        return TaskResult(results[0].head, torch.cat([r.scores for r in results]),
+                          torch.cat([r.similarities for r in results]), results[0].aggregate)
+
 
 @dataclass
 class FileBatch:

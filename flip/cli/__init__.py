@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("embed", "embed images and/or texts with a model and print or save the embeddings"),
     "convert": ("convert", "convert a foreign checkpoint (open_clip, OpenAI CLIP, HF CLIP/SigLIP, FLIP .pth) to flip"),
     "info": ("info", "show what a model name or path resolves to, its config and parameter counts"),
+    "classify": ("classify", "zero-shot facial attribute classification by description (the main job)"),
 }
 
 
