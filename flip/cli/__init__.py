@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "show what a model name or path resolves to, its config and parameter counts"),
     "classify": ("classify", "zero-shot facial attribute classification by description (the main job)"),
     "train": ("train", "pretrain a FLIP model on image-caption pairs (YAML config plus --section.key overrides)"),
+    "data": ("data", "generate datasets: `flip data synth` writes the synthetic face world (captions, spoof, scenes, qa)"),
 }
 
 

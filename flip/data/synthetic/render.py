@@ -140,11 +140,11 @@ class _Projector:
 
     def points(self, x, y, z=0.0) -> np.ndarray:
         """(N, 2) pixel coordinates."""
-        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        xr = x * self.cyaw + np.asarray(z, dtype=float) * self.syaw
-        px = self.cx + self.s * (self.cr * xr - self.sr * y)
-        py = self.cy + self.s * (self.sr * xr + self.cr * y)
-        return np.stack(np.broadcast_arrays(px, py), axis=-1)
+        xr = np.multiply(x, self.cyaw) + np.multiply(z, self.syaw)
+        out = np.empty(np.broadcast_shapes(np.shape(xr), np.shape(y)) + (2,))
+        out[..., 0] = self.cx + self.s * (self.cr * xr - np.multiply(self.sr, y))
+        out[..., 1] = self.cy + self.s * (self.sr * xr + np.multiply(self.cr, y))
+        return out.reshape(-1, 2)
 
     def __call__(self, x, y, z=0.0) -> list[float]:
         """Flat [x0, y0, x1, y1, ...] for PIL."""
@@ -586,6 +586,7 @@ def _draw_hair_front(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> Non
             xs = np.concatenate([hw * 1.07, hw[::-1] * 0.9]) * side
             yy = np.concatenate([ys, ys[::-1]])
             d.polygon(P(xs, yy, np.zeros_like(yy)), fill=g.hair)
+        _draw_greying(d, g, P)
         t = np.linspace(0, 2 * np.pi, 12)
         hx, hy = -0.25 + 0.28 * np.cos(t), -1.0 + 0.12 * np.sin(t)
         d.polygon(P(hx, hy, g.depth(hx, hy)), fill=(255, 255, 255, 70))
@@ -616,6 +617,7 @@ def _draw_hair_front(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> Non
             lx = side * np.concatenate([w_in, w_out[::-1]])
             ly = np.concatenate([ys, ys[::-1]])
             d.polygon(P(lx, ly, np.zeros_like(ly)), fill=g.hair)
+    _draw_greying(d, g, P)
     # strands or curls give the hair texture
     rng = np.random.default_rng(g.face.texture_seed + 1)
     if curly:
@@ -630,6 +632,18 @@ def _draw_hair_front(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> Non
             tt = np.linspace(0.25 + 0.45 * k, 0.25 + 0.45 * k + 0.5, 5) % np.pi
             sx, sy = _hair_outer(g, tt, vol * 0.93)
             d.line(P(sx, sy), fill=g.hair_dark, width=P.width(0.02))
+
+
+def _draw_greying(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
+    """Grey temples: some on middle-aged people, more on seniors (hair colour is the rest of the hair)."""
+    amount = {1: 0.5, 2: 0.75}.get(g.age["wrinkles"], 0.0)
+    if not amount or g.face.person.hair_color in ("grey", "white"):
+        return
+    col = _mix(g.hair, (210, 210, 212), amount)
+    t = np.linspace(0, 2 * np.pi, 12)
+    for side in (-1, 1):
+        cx, cy = side * g.a * 1.0, g.eye_y - 0.33
+        d.polygon(P(cx + 0.12 * np.cos(t), cy + (0.17 + 0.08 * amount) * np.sin(t)), fill=col)
 
 
 def _draw_earrings(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
@@ -762,7 +776,7 @@ def draw_face(image: Image.Image, face: Face, center: tuple[float, float], scale
     _draw_eyewear(d, g, P)
     _draw_hat(d, g, P)
     eyes = P.points(np.array([-g.eye_x, g.eye_x]), np.array([g.eye_y, g.eye_y]), g.depth(g.eye_x, g.eye_y))
-    mouth = P.points(0.0, g.mouth_y, g.depth(0, g.mouth_y))
+    mouth = P.points(0.0, g.mouth_y, g.depth(0, g.mouth_y))[0]
     return FaceLayout(_face_box(g, P), outline, eyes, mouth, P.s)
 
 
@@ -825,10 +839,10 @@ def draw_background(size: int, nuisance: Nuisance) -> Image.Image:
     c1, c2 = nuisance.bg_colors
     if nuisance.background == "plain":
         return Image.new("RGB", (size, size), c1)
-    gx, gy = _grid(size)
+    gx, gy = _grid(16)  # a smooth ramp: computed small, resized (much faster than at full size)
     ramp = np.clip(0.5 + gy * np.cos(nuisance.light_angle) + gx * np.sin(nuisance.light_angle), 0, 1)
     arr = np.asarray(c1, np.float32) + ramp[..., None] * (np.asarray(c2, np.float32) - np.asarray(c1, np.float32))
-    img = Image.fromarray(arr.astype(np.uint8), "RGB")
+    img = Image.fromarray(arr.astype(np.uint8), "RGB").resize((size, size), Image.BILINEAR)
     if nuisance.background == "gradient":
         return img
     rng = np.random.default_rng(nuisance.seed)
@@ -870,7 +884,7 @@ def apply_nuisance(image: Image.Image, nuisance: Nuisance) -> Image.Image:
             image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").filter(ImageFilter.GaussianBlur(n.blur))
             arr = np.asarray(image, dtype=np.float32)
         if n.noise:
-            arr = arr + np.random.default_rng(n.seed + 7).normal(0, n.noise, arr.shape).astype(np.float32)
+            arr = arr + n.noise * np.random.default_rng(n.seed + 7).standard_normal(arr.shape, dtype=np.float32)
         image = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "RGB")
     elif n.blur:
         image = image.filter(ImageFilter.GaussianBlur(n.blur))
