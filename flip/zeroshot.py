@@ -445,17 +445,21 @@ class FLIPClassifier:
 
 # -- image files in DataLoader workers ------------------------------------------------------------
 class ImageFiles(torch.utils.data.Dataset):
-    """Image paths -> (index, pixels (3, H, W) or None, error or None), decoded by the processor."""
+    """Images -> (index, pixels (3, H, W) or None, error or None), decoded by the processor.
 
-    def __init__(self, paths: Sequence[str | os.PathLike], processor):
-        self.paths, self.processor = [str(p) for p in paths], processor
+    Items are paths, or anything else `processor.images` reads (encoded bytes, PIL images).
+    """
+
+    def __init__(self, items: Sequence, processor):
+        self.items = [str(p) if isinstance(p, os.PathLike) else p for p in items]
+        self.processor = processor
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.items)
 
     def __getitem__(self, i: int):
         try:
-            return i, self.processor.images([self.paths[i]])[0], None
+            return i, self.processor.images([self.items[i]])[0], None
         except Exception as err:  # reported by path by the caller; one bad file never stops a run
             return i, None, f"{type(err).__name__}: {err}"
 
@@ -470,10 +474,10 @@ def collate_image_files(items) -> dict[str, Any]:
     }
 
 
-def image_file_loader(paths: Sequence[str | os.PathLike], processor, batch_size: int = 64,
-                      num_workers: int | None = None, prefetch_factor: int = 4,
-                      pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """A DataLoader over image files that yields `collate_image_files` batches, in order."""
+def image_file_loader(paths: Sequence, processor, batch_size: int = 64, num_workers: int | None = None,
+                      prefetch_factor: int = 4, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A DataLoader over image files (or encoded bytes) that yields `collate_image_files` batches,
+    in order, decoding in `num_workers` worker processes (default: all cores but one, at most 8)."""
     if num_workers is None:
         num_workers = min(8, max(1, (os.cpu_count() or 2) - 1))
     num_workers = min(num_workers, max(0, -(-len(paths) // batch_size)))

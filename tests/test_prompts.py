@@ -177,3 +177,32 @@ def test_flip_prompts_environment_variable_moves_the_root(tmp_path, monkeypatch)
     write(tmp_path, {"a": ["x"], "b": ["y"]}, "only.json")
     monkeypatch.setenv("FLIP_PROMPTS", str(tmp_path))
     assert available_tasks() == ["only"] and load_prompts("only").classes == ("a", "b")
+
+
+#: Words that carry no attribute; the rephrased set may share these with the captions.
+FUNCTION_WORDS = {"a", "an", "the", "and", "or", "with", "has", "have", "no", "not", "of", "on", "in", "at", "their",
+                  "they", "this", "who", "is", "are", "up"}
+
+
+def test_rephrased_set_uses_no_word_of_the_synthetic_captions():
+    import re
+
+    import numpy as np
+
+    synthetic = pytest.importorskip("flip.data.synthetic.captions")
+    from flip.data.synthetic.attributes import AttributeSampler
+
+    rng, sampler, words = np.random.default_rng(0), AttributeSampler(), set()
+    for _ in range(3000):  # with every attribute mentioned, every phrase of the grammar shows up
+        labels = sampler.sample_identity(rng)
+        labels.update(sampler.sample_image(rng, labels))
+        text = synthetic.build_caption(labels, rng, p_mention=1.0, p_absent=1.0).text
+        words |= set(re.findall(r"[a-z]+", text.lower()))
+    assert {"smiling", "sunglasses", "bald", "complexion"} <= words  # the grammar was really sampled
+    for task in available_tasks():
+        if task.startswith("rephrased/"):
+            p = load_prompts(task)
+            for cls in p.classes:
+                for text in (p.names[cls], *p.descriptors[cls]):
+                    shared = set(re.findall(r"[a-z]+", text.lower())) & words - FUNCTION_WORDS
+                    assert not shared, f"{task}, class {cls!r}: {text!r} uses caption words {sorted(shared)}"

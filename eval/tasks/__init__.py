@@ -1,0 +1,1 @@
+"""One module per benchmark, each with `load_examples`, `predict` and `metric`."""

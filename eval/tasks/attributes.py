@@ -1,0 +1,248 @@
+"""Zero-shot attribute classification on held-out labelled faces: by description against its
+baseline and chance, in one table.
+
+    python -m eval.tasks.attributes --model flip-tiny-synth --data runs/synth --split test --out report/
+
+One row per attribute (default: every attribute of the synthetic world's records):
+- chance: 1 / number of classes; majority: the share of the most common label in the data.
+- baseline: class phrases in the face templates, averaged (CLIP's prompt ensemble).
+- descriptors: classification by description with the shipped prompt file (Menon & Vondrick).
+- rephrased: the same classes described in words the training captions never use
+  (`prompts/rephrased/`): does the model understand descriptions, or match caption words?
+- random: every descriptor replaced by a string of random letters, same count per class (the
+  WaffleCLIP control): how much of any gain over the baseline is ensembling rather than meaning.
+Accuracy comes from the local `evaluate` module `eval/metrics/accuracy`, loaded by path.
+
+Only labels an image shows are scored (`flip.data.synthetic.attributes.visible_attributes`): eye
+colour behind sunglasses is not a fair question. Writes `attributes.json` (the resolved config, the
+table, per-variant means), `attributes.md` (the table) and `attributes_predictions.jsonl` (labels and
+predictions per example, for per-group breakdowns) under --out.
+
+The shape follows the harness of issue 9: `load_examples`, `predict`, `metric`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import string
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from flip.data.records import ATTRIBUTES
+from flip.prompts import PromptSet, label_key, load_prompts
+
+METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
+#: The columns of the table, in order.
+VARIANTS = ("baseline", "descriptors", "rephrased", "random")
+
+
+# -- examples ---------------------------------------------------------------------------------------
+def load_examples(data: str | Path, split: str | None = None, attributes: Sequence[str] = ATTRIBUTES,
+                  limit: int | None = None, format: str | None = None) -> tuple[list, list[dict[str, str]]]:
+    """Encoded images and their visible labels as class keys ({attribute: "true" | "senior" | ...})."""
+    from flip.data.formats import read_dataset
+
+    try:
+        from flip.data.synthetic.attributes import visible_attributes
+    except ImportError:  # a real dataset without the synthetic world installed: score every label
+        def visible_attributes(labels):
+            return dict(labels)
+
+    images, labels = [], []
+    for record in read_dataset(data, format=format, split=split):
+        shown = visible_attributes(record.attributes())
+        labels.append({a: label_key(shown[a]) for a in attributes if shown.get(a) is not None})
+        images.append(record.image)
+        if limit is not None and len(images) >= limit:
+            break
+    if not images:
+        raise ValueError(f"{data}: no examples (split {split!r})")
+    return images, labels
+
+
+def embed_images(model, processor, images: Sequence, batch_size: int = 64, num_workers: int | None = None) -> torch.Tensor:
+    """(N, D) normalised image embeddings, images decoded in DataLoader workers; a bad image is an error."""
+    from flip.zeroshot import image_file_loader
+
+    param = next(model.parameters())
+    out = []
+    for batch in image_file_loader(images, processor, batch_size, num_workers, pin_memory=param.is_cuda):
+        if batch["failed"]:
+            index, why = batch["failed"][0]
+            raise ValueError(f"example {index}: {why}")
+        with torch.inference_mode():
+            out.append(model.encode_image(batch["pixel_values"].to(param.device, param.dtype)).float().cpu())
+    return torch.cat(out)
+
+
+def random_descriptors(prompts: PromptSet, seed: int = 0, words: int = 2, letters: int = 6) -> PromptSet:
+    """The same classes and phrases, each descriptor replaced by random lowercase letters."""
+    rng = np.random.default_rng([seed, len(prompts.classes)])
+    alphabet = np.array(list(string.ascii_lowercase))
+    fake = {cls: [" ".join("".join(rng.choice(alphabet, letters)) for _ in range(words)) for _ in items]
+            for cls, items in prompts.descriptors.items()}
+    meta = {"names": dict(prompts.names), "relative": prompts.relative, "templates": list(prompts.templates)}
+    return PromptSet.from_dict({"_meta": meta, **fake}, task=prompts.task, source=f"random({prompts.task})")
+
+
+# -- predict and score ------------------------------------------------------------------------------
+def prompt_sets(variant: str, attributes: Sequence[str], root=None, seed: int = 0) -> list[PromptSet]:
+    if variant == "rephrased":
+        sets = []
+        for a in attributes:
+            p = load_prompts(f"rephrased/{a}", root)
+            sets.append(PromptSet.from_dict(_as_dict(p), task=a, source=str(p.path)))  # keyed by attribute
+        return sets
+    sets = [load_prompts(a, root) for a in attributes]
+    return [random_descriptors(p, seed) for p in sets] if variant == "random" else sets
+
+
+def _as_dict(p: PromptSet) -> dict:
+    meta = {"names": dict(p.names), "relative": p.relative, "templates": list(p.templates)}
+    return {"_meta": meta, **{c: list(d) for c, d in p.descriptors.items()}}
+
+
+def predict(model, processor, image_embeds: torch.Tensor, attributes: Sequence[str], variants: Sequence[str] = VARIANTS,
+            root=None, aggregate: str = "mean", seed: int = 0) -> dict[str, dict[str, list[str]]]:
+    """{variant: {attribute: predicted class per image}} for precomputed image embeddings (N, D)."""
+    from flip.zeroshot import FLIPClassifier, TextCache
+
+    out = {}
+    for variant in variants:
+        clf = FLIPClassifier(model, processor, prompt_sets(variant, attributes, root, seed),
+                             method="baseline" if variant == "baseline" else "descriptors",
+                             aggregate=aggregate, cache=TextCache())
+        device = next(model.parameters()).device
+        results = clf.classify_embeddings(image_embeds.to(device))
+        out[variant] = {a: results[a].predictions for a in attributes}
+    return out
+
+
+_ACCURACY = None
+
+
+def metric(predictions: Sequence[str], references: Sequence[str], classes: Sequence[str]) -> float:
+    """Accuracy through the local evaluate module (class keys mapped to ids in `classes` order)."""
+    global _ACCURACY
+    if _ACCURACY is None:
+        import evaluate
+
+        _ACCURACY = evaluate.load(str(METRICS_DIR / "accuracy"))
+    ids = {c: i for i, c in enumerate(classes)}
+    return float(_ACCURACY.compute(predictions=[ids[p] for p in predictions],
+                                   references=[ids[r] for r in references])["accuracy"])
+
+
+def evaluate_attributes(model, processor, images: Sequence, labels: Sequence[dict[str, str]],
+                        attributes: Sequence[str] = ATTRIBUTES, variants: Sequence[str] = VARIANTS, *,
+                        root=None, aggregate: str = "mean", seed: int = 0, batch_size: int = 64,
+                        num_workers: int | None = None) -> tuple[list[dict], dict[str, dict[str, list[str]]]]:
+    """The table's rows (one per attribute) and every prediction ({variant: {attribute: [...]}})."""
+    attributes = [a for a in attributes if any(a in row for row in labels)]
+    if not attributes:
+        raise ValueError("no example has a visible label for the attributes asked for")
+    embeds = embed_images(model, processor, images, batch_size, num_workers)
+    predictions = predict(model, processor, embeds, attributes, variants, root, aggregate, seed)
+    rows = []
+    for a in attributes:
+        classes = load_prompts(a, root).classes
+        keep = [i for i, row in enumerate(labels) if a in row]
+        refs = [labels[i][a] for i in keep]
+        unknown = sorted(set(refs) - set(classes))
+        if unknown:
+            raise ValueError(f"attribute {a!r}: labels {unknown} are not classes of its prompt file {list(classes)}")
+        row: dict[str, Any] = {"attribute": a, "n": len(keep), "classes": len(classes), "chance": 1 / len(classes),
+                               "majority": Counter(refs).most_common(1)[0][1] / len(refs)}
+        for v in variants:
+            row[v] = metric([predictions[v][a][i] for i in keep], refs, classes)
+        rows.append(row)
+    return rows, predictions
+
+
+def summarise(rows: list[dict], variants: Sequence[str]) -> dict[str, float]:
+    """Unweighted means over attributes, and how often by description beats the baseline."""
+    keys = ["chance", "majority", *variants]
+    means = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    if "descriptors" in variants and "baseline" in variants:
+        means["descriptors_minus_baseline"] = means["descriptors"] - means["baseline"]
+        means["attributes_where_descriptors_win"] = sum(r["descriptors"] > r["baseline"] for r in rows)
+    return means
+
+
+def format_table(rows: list[dict], variants: Sequence[str], means: dict[str, float]) -> str:
+    """A Markdown table, accuracies in percent."""
+    head = ["attribute", "n", "classes", "chance", "majority", *variants]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for r in rows:
+        cells = [r["attribute"], str(r["n"]), str(r["classes"])] + [f"{100 * r[k]:.1f}" for k in head[3:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("| **mean** | | | " + " | ".join(f"**{100 * means[k]:.1f}**" for k in head[3:]) + " |")
+    return "\n".join(lines)
+
+
+# -- command ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m eval.tasks.attributes", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="model for flip.load (default: the embedded model)")
+    p.add_argument("--data", required=True, help="labelled faces in a flip data format (imagefolder, parquet, shards)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--format", default=None, help="imagefolder | parquet | webdataset (default: detected)")
+    p.add_argument("--attributes", nargs="+", default=list(ATTRIBUTES))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--aggregate", default="mean", choices=("mean", "max", "sum"))
+    p.add_argument("--prompts", default=None, help="prompt folder (default: flip's own)")
+    p.add_argument("--limit", type=int, default=None, help="score at most this many examples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random-descriptor control")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default="report", help="folder for attributes.json / .md / _predictions.jsonl")
+    args = p.parse_args(argv)
+
+    from flip.hub import load
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, processor = load(args.model, device=device)
+    images, labels = load_examples(args.data, args.split, args.attributes, args.limit, args.format)
+    rows, predictions = evaluate_attributes(model, processor, images, labels, args.attributes, args.variants,
+                                            root=args.prompts, aggregate=args.aggregate, seed=args.seed,
+                                            batch_size=args.batch_size, num_workers=args.workers)
+    means = summarise(rows, args.variants)
+    table = format_table(rows, args.variants, means)
+    print(table)
+    if "descriptors_minus_baseline" in means:
+        print(f"\nby description - baseline: {100 * means['descriptors_minus_baseline']:+.1f} points on average; "
+              f"better on {means['attributes_where_descriptors_win']} of {len(rows)} attributes")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package_version = version("flip-face")
+    except PackageNotFoundError:
+        import flip
+
+        package_version = flip.__version__
+    config = {**vars(args), "model": args.model or "flip-tiny-synth (embedded default)", "device": device}
+    (out / "attributes.json").write_text(json.dumps(
+        {"config": config, "package_version": package_version, "examples": len(images), "rows": rows, "mean": means},
+        indent=2) + "\n")
+    (out / "attributes.md").write_text(table + "\n")
+    with open(out / "attributes_predictions.jsonl", "w") as f:
+        for i, row in enumerate(labels):
+            f.write(json.dumps({"index": i, "labels": row,
+                                **{v: {a: predictions[v][a][i] for a in predictions[v]} for v in predictions}}) + "\n")
+    print(f"\nwrote {out / 'attributes.json'}, attributes.md and attributes_predictions.jsonl", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
