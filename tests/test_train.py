@@ -509,3 +509,52 @@ def test_training_with_a_locked_vision_tower_and_lora_on_text(dataset, tmp_path)
     query = "encoder.layer.0.attention.self.query.weight"
     assert not torch.allclose(trained.text_model.state_dict()[query], start.text_model.state_dict()[query])
     assert not torch.allclose(trained.vision_proj.weight, start.vision_proj.weight)  # the projection trains
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    from flip.train.loop import enable_checkpointing
+    from flip.train.objective import PretrainObjective
+
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = FLIPModel(tiny_config(text_config=dict(TINY_TEXT["bert"], hidden_dropout_prob=0.0,
+                                                       attention_probs_dropout_prob=0.0)))
+        if checkpointing:
+            enable_checkpointing(model)
+            assert model.vision_model.encoder.gradient_checkpointing and model.text_model.encoder.layer[0].gradient_checkpointing
+        objective = PretrainObjective(model, LossSection()).train()
+        out = objective(**_batch())
+        out.loss.backward()
+        results.append((out.loss.detach(), model.vision_model.encoder.layers[0].mlp.fc1.weight.grad.clone()))
+    torch.testing.assert_close(results[0], results[1])
+
+
+def test_bf16_autocast_and_gradient_accumulation_run(dataset, tmp_path):
+    from flip.train import train
+    from flip.train.metrics import read_metrics
+
+    settings = tiny_settings(dataset, tmp_path / "run", data={"batch_size": 2, "eval_size": 4},
+                             optim={"accumulate": 3}, run={"precision": "bf16"})
+    result = train(load_config(None, settings))
+    assert result.status == "finished" and result.step == 4  # 24 pairs / (2 x 3) per step
+    assert all(math.isfinite(x) for x in result.losses)
+    assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "loss" in r] == [1, 2, 3, 4]
+
+
+def test_tensorboard_is_optional(tmp_path):
+    from flip.train.metrics import MetricWriter
+
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install tensorboard"):
+            MetricWriter(tmp_path, tensorboard=True)
+    else:
+        writer = MetricWriter(tmp_path, tensorboard=True)
+        writer.write(1, {"loss": 1.0})
+        writer.close()
+        assert list((tmp_path / "tensorboard").iterdir())
+    writer = MetricWriter(tmp_path)
+    writer.write(3, {"loss": float("nan"), "lr": torch.tensor(0.5)})
+    assert (tmp_path / "metrics.jsonl").read_text().strip() == '{"step": 3, "loss": "nan", "lr": 0.5}'

@@ -93,7 +93,8 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
 
     write_dataset(_records(36), tmp_path / "pairs", "imagefolder", "train")
     text = dict(TINY_TEXT["bert"], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    common = dict(loss={"momentum": 0.9, "queue_size": 16, "alpha": 0.4}, run={"max_steps": 3, "deterministic": True})
+    common = dict(loss={"momentum": 0.9, "queue_size": 16, "alpha": 0.4}, optim={"accumulate": 2},
+                  run={"max_steps": 3, "deterministic": True})
     settings = tiny_settings(tmp_path / "pairs", tmp_path / "ddp", **common)
     settings["model"]["overrides"]["text_config"] = text
     settings["data"].update(batch_size=2, eval_size=0)
@@ -111,6 +112,7 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
                     torch.testing.assert_close(grads[name], want_grads[name], atol=1e-5, rtol=1e-5, msg=name)
 
     # the trainer on 2 processes x batch 2 follows the trainer on 1 process x batch 4, step by step
+    # (2 micro-batches per step: DDP synchronises on the second only)
     single = dict(settings, run={**settings["run"], "output_dir": str(tmp_path / "single")})
     single["data"] = dict(settings["data"], batch_size=4)
     want = train(load_config(None, single)).losses

@@ -88,6 +88,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def enable_checkpointing(model) -> None:
+    """Recompute the towers' layer activations in backward (transformers' activation checkpointing)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x; the old name warns
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def _autocast_factory(precision: str, device: torch.device) -> Callable:
     if precision == "auto":
         use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -126,7 +135,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         trainable = setup_towers(model, processor, config.towers, source=config.model.name)
         model = trainable.model
         if run.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(model)
         objective = PretrainObjective(model, config.loss, processor.settings.enc_token_id, trainable.locked)
         objective.to(ctx.device)
         if run.compile:
