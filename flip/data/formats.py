@@ -212,7 +212,7 @@ def row_to_record(row: dict[str, Any], image: Any = None) -> FaceRecord:
 
 
 def decode_image(image: Any, mode: str | None = "RGB"):
-    """An image as a PIL image in `mode` (None: as stored), from a PIL image, encoded bytes, a path or an (H, W[, C]) array."""
+    """A PIL image in `mode` (None: as stored) from a PIL image, encoded bytes, a path or an (H, W[, C]) array."""
     from PIL import Image
 
     if isinstance(image, Image.Image):
@@ -224,7 +224,8 @@ def decode_image(image: Any, mode: str | None = "RGB"):
     elif hasattr(image, "__array_interface__"):
         pil = Image.fromarray(image)
     else:
-        raise TypeError(f"cannot read an image from {type(image).__name__}; expected a PIL image, bytes, a path or an array")
+        raise TypeError(f"cannot read an image from {type(image).__name__}; "
+                        "expected a PIL image, bytes, a path or an array")
     return pil if mode is None or pil.mode == mode else pil.convert(mode)
 
 
@@ -238,7 +239,8 @@ def check_image(data: bytes | str | Path) -> None:
     except FileNotFoundError:
         raise
     except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
-        raise ValueError(f"unreadable image: {e}") from None
+        where = "" if isinstance(data, (bytes, bytearray)) else f" {data}"
+        raise ValueError(f"unreadable image{where}: {e}") from None
 
 
 def encode_image(image: Any, ext: str, quality: int = 95, compress_level: int = 3) -> bytes:
@@ -553,8 +555,14 @@ def read_dataset(path: str | Path, format: str | None = None, split: str | None 
     """
     detected, sources = resolve_dataset(path, format, split)
     policy = ErrorPolicy(on_error, report)
-    reader = _READERS[detected]
-    return policy.run(reader(sources, policy, check_images), what=f"read_dataset({str(path)!r})")
+    return policy.run(_READERS[detected](sources, policy, check_images), what=f"read_dataset({str(path)!r})")
+
+
+def iter_dataset(path: str | Path, format: str | None, split: str | None, policy: ErrorPolicy,
+                 check_images: bool = True) -> Iterator[FaceRecord]:
+    """`read_dataset` under a caller's `ErrorPolicy` (the caller warns about what was skipped)."""
+    detected, sources = resolve_dataset(path, format, split)
+    yield from _READERS[detected](sources, policy, check_images)
 
 
 def _row_or_error(row: dict, image: Any, file, where, policy: ErrorPolicy, check_images: bool) -> FaceRecord | None:
