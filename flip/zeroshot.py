@@ -322,6 +322,9 @@ class TaskResult:
     def __len__(self) -> int:
         return self.scores.shape[0]
 
+    def cpu(self) -> "TaskResult":
+        return TaskResult(self.head, self.scores.cpu(), self.similarities.cpu(), self.aggregate)
+
     def __getitem__(self, rows) -> "TaskResult":
         """The results of some images (an index, slice or index list), as a `TaskResult`."""
         rows = [rows] if isinstance(rows, int) else rows
@@ -406,6 +409,7 @@ class FLIPClassifier:
             raise ValueError(f"image_embeds: expected shape (N, {self._all_embeds.shape[1]}), "
                              f"got {tuple(image_embeds.shape)}")
         with torch.inference_mode():
+            image_embeds = image_embeds.float()  # scores and explanations in float32 whatever the model's dtype
             sims = image_embeds @ self._embeds_for(image_embeds).T
             out = {}
             for task, head in self.heads.items():
@@ -433,14 +437,15 @@ class FLIPClassifier:
     def classify_files(self, paths: Sequence[str | os.PathLike], batch_size: int = 64,
                        num_workers: int | None = None, prefetch_factor: int = 4) -> Iterator[FileBatch]:
         """Classify image files in batches, decoding in `num_workers` DataLoader workers (default:
-        all cores but one, at most 8) while the model runs. Unreadable files land in `failed`."""
+        all cores but one, at most 8) while the model runs. Unreadable files land in `failed`;
+        results come back on the CPU, one transfer per batch."""
         loader = image_file_loader(paths, self.processor, batch_size, num_workers, prefetch_factor,
                                    pin_memory=next(self.model.parameters()).is_cuda)
         for batch in loader:
             done = [str(paths[i]) for i in batch["index"]]
             failed = [(str(paths[i]), why) for i, why in batch["failed"]]
             results = {} if not done else self.classify_embeddings(self.encode_images(batch["pixel_values"]))
-            yield FileBatch(done, results, failed)
+            yield FileBatch(done, {task: r.cpu() for task, r in results.items()}, failed)
 
 
 # -- image files in DataLoader workers ------------------------------------------------------------
