@@ -206,3 +206,14 @@ def test_rephrased_set_uses_no_word_of_the_synthetic_captions():
                 for text in (p.names[cls], *p.descriptors[cls]):
                     shared = set(re.findall(r"[a-z]+", text.lower())) & words - FUNCTION_WORDS
                     assert not shared, f"{task}, class {cls!r}: {text!r} uses caption words {sorted(shared)}"
+
+
+def test_real_dataset_label_sets_equal_the_loaders():
+    celeba = pytest.importorskip("flip.data.loaders.celeba")
+    fairface = pytest.importorskip("flip.data.loaders.fairface")
+    assert sorted(celeba.CELEBA_ATTRIBUTES) == sorted(CELEBA_40)
+    assert {t.split("/")[1] for t in available_tasks() if t.startswith("celeba/")} == set(celeba.CELEBA_ATTRIBUTES)
+    # CelebA's booleans live in record.extra; label_key spells them as the prompt classes.
+    assert {label_key(v) for v in (True, False)} == set(load_prompts("celeba/Smiling").classes)
+    for task, labels in (("race", fairface.RACES), ("gender", fairface.GENDERS), ("age", fairface.AGES)):
+        assert list(load_prompts(f"fairface/{task}").classes) == list(labels)
