@@ -241,8 +241,15 @@ def faces(n: int):
     return [Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)) for _ in range(n)]
 
 
-def test_tiny_model_scores_equal_an_independent_computation(tiny):
-    model, processor = tiny
+@pytest.mark.parametrize("text,tokenizer", [("bert", "minilm"), ("clip_text_model", "clip"), ("blip_text_model", "bert-blip")])
+def test_tiny_model_scores_equal_an_independent_computation(text, tokenizer):
+    from conftest import tiny_config
+    from flip.model import FLIPModel
+    from flip.processor import FLIPProcessor
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config(text)).eval()
+    processor = FLIPProcessor.from_settings(tokenizer=tokenizer, image_size=32, max_length=32)
     clf = FLIPClassifier(model, processor, ["emotion", "hat"], cache=TextCache())
     images = faces(3)
     results = clf.classify(images)
