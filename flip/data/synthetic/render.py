@@ -113,6 +113,14 @@ _MOUTH_INSIDE = (70, 18, 28)
 _SCLERA = (246, 246, 242)
 
 
+@lru_cache(maxsize=256)
+def _lin(start: float, stop: float, num: int) -> np.ndarray:
+    """np.linspace, cached: the renderer asks for the same few parameter ranges thousands of times."""
+    out = np.linspace(start, stop, num)
+    out.flags.writeable = False
+    return out
+
+
 def _mix(a, b, t: float) -> RGB:
     return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))
 
@@ -136,15 +144,18 @@ class _Projector:
         self.cx, self.cy, self.s = cx, cy, scale
         yaw, roll = np.radians(yaw_deg), np.radians(roll_deg)
         self.cyaw, self.syaw = np.cos(yaw), np.sin(yaw)
-        self.cr, self.sr = np.cos(roll), np.sin(roll)
+        self.a, self.b = scale * np.cos(roll), scale * np.sin(roll)  # the similarity's matrix [[a, -b], [b, a]]
 
     def points(self, x, y, z=0.0) -> np.ndarray:
         """(N, 2) pixel coordinates."""
         xr = np.multiply(x, self.cyaw) + np.multiply(z, self.syaw)
-        out = np.empty(np.broadcast_shapes(np.shape(xr), np.shape(y)) + (2,))
-        out[..., 0] = self.cx + self.s * (self.cr * xr - np.multiply(self.sr, y))
-        out[..., 1] = self.cy + self.s * (self.sr * xr + np.multiply(self.cr, y))
-        return out.reshape(-1, 2)
+        y = np.asarray(y, dtype=float)
+        if xr.shape != y.shape:
+            xr, y = np.broadcast_arrays(xr, y)
+        out = np.empty((xr.size, 2))
+        out[:, 0] = (self.cx + self.a * xr - self.b * y).ravel()
+        out[:, 1] = (self.cy + self.b * xr + self.a * y).ravel()
+        return out
 
     def __call__(self, x, y, z=0.0) -> list[float]:
         """Flat [x0, y0, x1, y1, ...] for PIL."""
@@ -201,7 +212,7 @@ class _Geometry:
     def depth(self, x, y) -> np.ndarray:
         """Depth of a point on the front of the head (ellipsoid), larger at the centre."""
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        return 0.9 * np.sqrt(np.clip(1 - (x / (self.a * 1.05)) ** 2 - (y / 1.7) ** 2, 0.12, 1))
+        return 0.9 * np.sqrt(np.maximum(1 - (x / (self.a * 1.05)) ** 2 - (y / 1.7) ** 2, 0.12))
 
     def half_width(self, y) -> np.ndarray:
         """Half width of the head outline at height y."""
@@ -251,10 +262,10 @@ def _geometry(face: Face) -> _Geometry:
 
 def _outline(g: _Geometry, n: int = 18) -> tuple[np.ndarray, np.ndarray]:
     """The head outline (skull and jaw) in face units, clockwise from the right cheekbone."""
-    u = np.linspace(0, 1, n)
+    u = _lin(0, 1, n)
     lower_x = g.a * g.profile(u)
     lower_y = g.chin * u
-    t = np.linspace(np.pi, 0, n)[1:-1]  # over the top, left to right
+    t = _lin(np.pi, 0, n)[1:-1]  # over the top, left to right
     upper_x, upper_y = g.a * np.cos(t), -g.top * np.sin(t)
     xs = np.concatenate([lower_x, -lower_x[::-1], upper_x])
     ys = np.concatenate([lower_y, lower_y[::-1], upper_y])
@@ -275,7 +286,7 @@ def _draw_body(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     neck_w = 0.42 * g.a
     ny0, sy = 0.6 * g.chin, g.chin + 0.45
     d.polygon(P([-neck_w, neck_w, neck_w * 1.1, -neck_w * 1.1], [ny0, ny0, sy + 0.6, sy + 0.6]), fill=g.skin_dark)
-    t = np.linspace(0, np.pi, 20)
+    t = _lin(0, np.pi, 20)
     d.polygon(P(2.1 * np.cos(t), sy + 0.25 + 1.5 - 1.5 * np.sin(t) ** 0.35), fill=f.clothes_color)
     d.polygon(P([-neck_w * 1.05, 0, neck_w * 1.05], [sy + 0.2, sy + 0.65, sy + 0.2]), fill=g.skin_dark)
 
@@ -295,13 +306,13 @@ def _draw_hair_back(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None
         bottom, spread, bump = g.chin * 0.75, 1.35, 0.07
     else:
         return
-    t = np.linspace(0, np.pi, 24)
+    t = _lin(0, np.pi, 24)
     ox, oy = _hair_outer(g, t, vol * (1.04 if style == "curly" else 1.0), bump)
     side_y = np.array([bottom])
     xs = np.concatenate([[g.a * spread * vol], ox, [-g.a * spread * vol]])
     ys = np.concatenate([side_y, oy, side_y])
     if style == "curly":  # a bumpy bottom edge
-        bx = np.linspace(-g.a * spread * vol, g.a * spread * vol, 9)
+        bx = _lin(-g.a * spread * vol, g.a * spread * vol, 9)
         by = bottom + 0.08 * np.cos(np.arange(9) * np.pi)
         xs, ys = np.concatenate([xs, bx]), np.concatenate([ys, by])
     d.polygon(P(xs, ys), fill=g.hair)
@@ -309,7 +320,7 @@ def _draw_hair_back(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None
 
 def _draw_ears(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     es = g.face.person.ear_size
-    t = np.linspace(0, 2 * np.pi, 16)
+    t = _lin(0, 2 * np.pi, 16)
     for side in (-1, 1):
         cx, cy = side * g.a * 0.98, g.eye_y + 0.14
         d.polygon(P(cx + 0.13 * es * np.cos(t), cy + 0.25 * es * np.sin(t), -0.35), fill=g.skin_dark)
@@ -336,9 +347,9 @@ def _draw_wrinkles(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         return
     w = P.width(0.035 if level == 2 else 0.03)
     col = _alpha(g.wrinkle, 230 if level == 2 else 190)
-    x = np.linspace(-1, 1, 7)
+    x = _lin(-1, 1, 7)
     for side in (-1, 1):  # nasolabial folds, from the nose wing to past the mouth corner
-        t = np.linspace(0, 1, 6)
+        t = _lin(0, 1, 6)
         fx = side * (0.17 + (g.mouth_hw + 0.02) * t + 0.03 * np.sin(np.pi * t))
         fy = g.nose_y - 0.04 + (g.mouth_y + 0.1 - g.nose_y) * t
         d.line(P(fx, fy, g.depth(fx, fy)), fill=col, width=w)
@@ -364,12 +375,12 @@ def _draw_wrinkles(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         rng = np.random.default_rng(g.face.texture_seed)  # a few age spots
         sx, sy = rng.uniform(-0.6, 0.6, 4) * g.a, rng.uniform(-0.6, -0.3, 4) + g.eye_y
         for x0, y0 in zip(sx, sy):
-            t = np.linspace(0, 2 * np.pi, 8)
+            t = _lin(0, 2 * np.pi, 8)
             d.polygon(P(x0 + 0.035 * np.cos(t), y0 + 0.03 * np.sin(t), g.depth(x0, y0)), fill=_alpha(g.wrinkle, 110))
 
 
 def _draw_makeup_cheeks(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
-    t = np.linspace(0, 2 * np.pi, 14)
+    t = _lin(0, 2 * np.pi, 14)
     for side in (-1, 1):
         cx, cy = side * 0.52 * g.a, g.nose_y - 0.02
         xs, ys = cx + 0.2 * np.cos(t), cy + 0.11 * np.sin(t)
@@ -383,7 +394,7 @@ def _draw_facial_hair(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> No
     col = g.hair if g.face.person.hair_color not in ("blond", "white") else _scale_rgb(g.hair, 0.85)
     if kind in ("beard", "stubble"):
         y0 = g.nose_y - 0.02
-        ry = np.linspace(max(y0, 0), g.chin, 12)
+        ry = _lin(max(y0, 0), g.chin, 12)
         rx = g.half_width(ry) * 1.02
         ry = ry + np.where(ry > g.chin * 0.8, 0.06, 0.0)  # the beard hangs below the chin
         top_x = np.array([-0.55 * g.a, -0.3, 0.0, 0.3, 0.55 * g.a])
@@ -405,7 +416,7 @@ def _draw_facial_hair(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> No
         return
     # goatee: a chin patch joined to the mouth corners
     hw = g.mouth_hw * 0.85
-    t = np.linspace(0, np.pi, 12)
+    t = _lin(0, np.pi, 12)
     cx = np.concatenate([[hw, hw * 1.05], 0.38 * np.cos(t) * hw / 0.27, [-hw * 1.05, -hw]])
     cy = np.concatenate([[g.mouth_y - 0.02, g.mouth_y + 0.12], g.chin - 0.1 + 0.16 * np.sin(t) - 0.0,
                          [g.mouth_y + 0.12, g.mouth_y - 0.02]])
@@ -414,7 +425,7 @@ def _draw_facial_hair(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> No
 
 
 def _eye_curves(g: _Geometry, side: int, open_scale: float, lower_scale: float, droop: float):
-    dx = np.linspace(-1, 1, 11)
+    dx = _lin(-1, 1, 11)
     cx = side * g.eye_x
     xs = cx + dx * g.ew
     upper = g.eye_y - g.eh * open_scale * (1 - dx**2) ** 0.7 + droop * (side * dx) * g.eh
@@ -432,18 +443,18 @@ def _draw_eyes(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         zs = g.depth(xs, g.eye_y) + 0.05
         if f.makeup:  # eyeshadow on the upper lid
             sx = np.concatenate([xs, xs[::-1]])
-            sy = np.concatenate([upper - 0.02, (upper - 0.12 - 0.04 * (1 - np.linspace(-1, 1, 11) ** 2))[::-1]])
+            sy = np.concatenate([upper - 0.02, (upper - 0.12 - 0.04 * (1 - _lin(-1, 1, 11) ** 2))[::-1]])
             d.polygon(P(sx, sy, np.concatenate([zs, zs[::-1]])), fill=_alpha(f.eyeshadow_color, 170))
         if not f.eyes_open:
-            cy = g.eye_y + g.eh * 0.25 * (1 - np.linspace(-1, 1, 11) ** 2)
+            cy = g.eye_y + g.eh * 0.25 * (1 - _lin(-1, 1, 11) ** 2)
             d.line(P(xs, cy, zs), fill=lash, width=P.width(0.05))
-            crease = g.eye_y - g.eh * 0.5 * (1 - np.linspace(-1, 1, 11) ** 2)
+            crease = g.eye_y - g.eh * 0.5 * (1 - _lin(-1, 1, 11) ** 2)
             d.line(P(xs[2:-2], crease[2:-2], zs[2:-2]), fill=_alpha(g.wrinkle, 160), width=lw)
             continue
         d.polygon(P(np.concatenate([xs, xs[::-1]]), np.concatenate([upper, lower[::-1]]),
                     np.concatenate([zs, zs[::-1]])), fill=_SCLERA)
         ix = side * g.eye_x + f.gaze * g.ew * 0.5
-        t = np.linspace(0, 2 * np.pi, 16)
+        t = _lin(0, 2 * np.pi, 16)
         r = g.iris_r * (0.9 if e["eye_open"] > 1.2 else 1.0)
         iz = g.depth(ix, g.eye_y) + 0.08
         d.polygon(P(ix + r * np.cos(t), g.eye_y + r * np.sin(t), iz), fill=EYE_RGB[f.person.eye_color])
@@ -469,7 +480,7 @@ def _draw_brows(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         col = _scale_rgb(g.hair, 0.62)
     else:
         col = _scale_rgb(g.hair, 0.85)
-    t = np.linspace(0, 1, 9)
+    t = _lin(0, 1, 9)
     th = 0.075 * p.brow_thickness * g.age["brow"] * (1 - 0.55 * t)
     base = g.eye_y - 0.28 * g.age["eye_scale"] - e["brow_raise"]
     for side in (-1, 1):
@@ -491,13 +502,13 @@ def _draw_nose(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     ny = g.nose_y
     shade = _alpha(g.wrinkle, 150)
     side = 1 if g.face.yaw < 0 else -1  # the shaded side faces away from the camera
-    t = np.linspace(0, 1, 6)
+    t = _lin(0, 1, 6)
     bx = side * (0.06 + 0.04 * t) * nw + side * bump * np.sin(np.pi * t)
     by = g.eye_y + 0.06 + (ny - 0.08 - g.eye_y - 0.06) * t
     bz = g.depth(0, by) + 0.3 * t
     d.line(P(bx, by, bz), fill=shade, width=P.width(0.035))
     tz = g.depth(0, ny) + 0.32
-    c = np.linspace(0, 2 * np.pi, 12)
+    c = _lin(0, 2 * np.pi, 12)
     # wings, tip, nostrils
     for s in (-1, 1):
         wx = s * 0.14 * nw + 0.05 * np.cos(c[3:10]) * s
@@ -516,7 +527,7 @@ def _draw_nose(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
 def _draw_mouth(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     f, e = g.face, g.expr
     hw, my = g.mouth_hw, g.mouth_y
-    u = np.linspace(-1, 1, 13)
+    u = _lin(-1, 1, 13)
     xs = u * hw
     line = my - e["mouth_curve"] * u**2 + e["mouth_curve"] * 0.15 - e["asym"] * np.clip(u, 0, 1) ** 1.5
     env = np.sqrt(np.clip(1 - u**2, 0, 1))
@@ -552,7 +563,7 @@ def _draw_moustache(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None
     if g.face.facial_hair == "beard":
         col = _scale_rgb(col, 0.9)
     hw = max(g.mouth_hw, 0.22) * 1.12
-    u = np.linspace(-1, 1, 11)
+    u = _lin(-1, 1, 11)
     top = g.nose_y + 0.09 + 0.02 * u**2
     base = g.mouth_y - 0.06 - g.expr["mouth_open"] * g.expr["open_up"] - 0.02
     bottom = base + 0.05 * u**2 + 0.03 * (1 - u**2)
@@ -568,7 +579,7 @@ def _draw_moustache(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None
 def _hairline(g: _Geometry, n: int = 15) -> tuple[np.ndarray, np.ndarray]:
     """The hairline across the forehead, right temple to left temple."""
     p = g.face.person
-    t = np.linspace(0, np.pi, n)
+    t = _lin(0, np.pi, n)
     side_y = g.eye_y - 0.18
     line_y = g.eye_y + g.age["hairline"]
     xs = g.a * 0.97 * np.cos(t)
@@ -581,28 +592,28 @@ def _draw_hair_front(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> Non
     style, vol = p.hair_style, p.hair_volume
     if style == "bald":
         for side in (-1, 1):  # a fringe of hair round the back, above the ears
-            ys = np.linspace(g.eye_y - 0.5, g.eye_y + 0.25, 8)
+            ys = _lin(g.eye_y - 0.5, g.eye_y + 0.25, 8)
             hw = g.half_width(ys)
             xs = np.concatenate([hw * 1.07, hw[::-1] * 0.9]) * side
             yy = np.concatenate([ys, ys[::-1]])
             d.polygon(P(xs, yy, np.zeros_like(yy)), fill=g.hair)
         _draw_greying(d, g, P)
-        t = np.linspace(0, 2 * np.pi, 12)
+        t = _lin(0, 2 * np.pi, 12)
         hx, hy = -0.25 + 0.28 * np.cos(t), -1.0 + 0.12 * np.sin(t)
         d.polygon(P(hx, hy, g.depth(hx, hy)), fill=(255, 255, 255, 70))
         return
     curly = style == "curly"
-    t = np.linspace(0, np.pi, 25)
+    t = _lin(0, np.pi, 25)
     ox, oy = _hair_outer(g, t, vol * (1.12 if curly else 1.0), 0.07 if curly else 0.0)
     ix, iy = _hairline(g)
     if curly:
-        iy = iy + 0.04 * np.abs(np.sin(np.linspace(0, 7 * np.pi, len(iy))))
+        iy = iy + 0.04 * np.abs(np.sin(_lin(0, 7 * np.pi, len(iy))))
     xs = np.concatenate([ox, ix[::-1]])
     ys = np.concatenate([oy, iy[::-1]])
     zs = np.concatenate([np.zeros_like(ox), g.depth(ix[::-1], iy[::-1]) + 0.05])
     d.polygon(P(xs, ys, zs), fill=g.hair)
     if style.endswith("with bangs"):
-        bx = np.linspace(-0.85, 0.85, 13) * g.a
+        bx = _lin(-0.85, 0.85, 13) * g.a
         by = g.eye_y - 0.36 + 0.06 * (np.arange(13) % 2) + 0.05 * (bx / g.a) ** 2
         fx = np.concatenate([ix, bx[::-1]])
         fy = np.concatenate([iy - 0.02, by[::-1]])
@@ -610,9 +621,9 @@ def _draw_hair_front(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> Non
         d.line(P(bx, by, g.depth(bx, by) + 0.08), fill=g.hair_dark, width=P.width(0.02))
     if style.startswith("long") or curly:  # locks falling beside the cheeks, over the ears
         end = g.chin + 0.55 if not curly else g.chin * 0.75
-        ys = np.linspace(g.eye_y - 0.3, end, 9)
+        ys = _lin(g.eye_y - 0.3, end, 9)
         w_in = np.minimum(g.half_width(ys), g.a) * 0.94
-        w_out = g.a * (1.1 + (0.22 if curly else 0.12) * np.linspace(0, 1, 9)) * vol
+        w_out = g.a * (1.1 + (0.22 if curly else 0.12) * _lin(0, 1, 9)) * vol
         for side in (-1, 1):
             lx = side * np.concatenate([w_in, w_out[::-1]])
             ly = np.concatenate([ys, ys[::-1]])
@@ -625,11 +636,11 @@ def _draw_hair_front(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> Non
             tt = rng.uniform(0.05, np.pi - 0.05)
             rr = rng.uniform(0.82, 1.05)
             cx, cy = _hair_outer(g, np.array([tt]), vol * 1.05 * rr)
-            c = np.linspace(0, 1.6 * np.pi, 8) + rng.uniform(0, 6)
+            c = _lin(0, 1.6 * np.pi, 8) + rng.uniform(0, 6)
             d.line(P(cx + 0.09 * np.cos(c), cy + 0.09 * np.sin(c)), fill=g.hair_dark, width=P.width(0.025))
     else:
         for k in range(6):
-            tt = np.linspace(0.25 + 0.45 * k, 0.25 + 0.45 * k + 0.5, 5) % np.pi
+            tt = _lin(0.25 + 0.45 * k, 0.25 + 0.45 * k + 0.5, 5) % np.pi
             sx, sy = _hair_outer(g, tt, vol * 0.93)
             d.line(P(sx, sy), fill=g.hair_dark, width=P.width(0.02))
 
@@ -640,7 +651,7 @@ def _draw_greying(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     if not amount or g.face.person.hair_color in ("grey", "white"):
         return
     col = _mix(g.hair, (210, 210, 212), amount)
-    t = np.linspace(0, 2 * np.pi, 12)
+    t = _lin(0, 2 * np.pi, 12)
     for side in (-1, 1):
         cx, cy = side * g.a * 1.0, g.eye_y - 0.33
         d.polygon(P(cx + 0.12 * np.cos(t), cy + (0.17 + 0.08 * amount) * np.sin(t)), fill=col)
@@ -648,7 +659,7 @@ def _draw_greying(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
 
 def _draw_earrings(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     f = g.face
-    c = np.linspace(0, 2 * np.pi, 14)
+    c = _lin(0, 2 * np.pi, 14)
     for side in (-1, 1):
         if side * f.yaw > 18:  # the far ear is hidden behind the cheek
             continue
@@ -669,7 +680,7 @@ def _draw_eyewear(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         return
     sun = f.eyewear == "sunglasses"
     rx, ry = g.ew * 1.45, g.eh * (2.2 if sun else 2.0)
-    c = np.linspace(0, 2 * np.pi, 20)
+    c = _lin(0, 2 * np.pi, 20)
     lens_x = np.sign(np.cos(c)) * np.abs(np.cos(c)) ** 0.6  # rounded rectangles
     lens_y = np.sign(np.sin(c)) * np.abs(np.sin(c)) ** 0.7
     width = P.width(0.05 if sun else 0.04)
@@ -705,9 +716,9 @@ def _draw_hat(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     vol = max(f.person.hair_volume, 1.0) * (1.12 if f.person.hair_style == "curly" else 1.04)
     edge_y = g.eye_y - 0.58
     if f.hat_style == "brimmed":
-        c = np.linspace(0, 2 * np.pi, 24)
+        c = _lin(0, 2 * np.pi, 24)
         d.polygon(P(1.75 * g.a * np.cos(c), edge_y - 0.15 + 0.3 * np.sin(c), 0.1), fill=dark)
-        t = np.linspace(0, np.pi, 14)
+        t = _lin(0, np.pi, 14)
         cx = 0.85 * g.a * np.sign(np.cos(t)) * np.abs(np.cos(t)) ** 0.4
         cy = edge_y - 0.2 - (g.top * 1.15) * np.sin(t) ** 0.4
         d.polygon(P(np.concatenate([[0.85 * g.a], cx, [-0.85 * g.a]]),
@@ -715,10 +726,10 @@ def _draw_hat(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         d.polygon(P([0.85 * g.a, -0.85 * g.a, -0.85 * g.a, 0.85 * g.a],
                     [edge_y - 0.1, edge_y - 0.1, edge_y - 0.32, edge_y - 0.32]), fill=dark)
         return
-    t = np.linspace(0, np.pi, 22)
+    t = _lin(0, np.pi, 22)
     ox, oy = _hair_outer(g, t, vol * 1.06)
     oy = oy - 0.06
-    bx = np.linspace(-1, 1, 9) * g.a * 1.1 * vol
+    bx = _lin(-1, 1, 9) * g.a * 1.1 * vol
     by = edge_y + 0.04 * (1 - (bx / (g.a * vol)) ** 2)
     xs, ys = np.concatenate([ox, bx]), np.concatenate([oy, by])
     zs = np.concatenate([np.zeros_like(ox), g.depth(bx, by) * 0.9])
@@ -732,7 +743,7 @@ def _draw_hat(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
             ry = np.array([edge_y - 0.3, -g.top * 0.95])
             d.line(P(rx, ry, g.depth(rx, ry) * 0.9), fill=dark, width=P.width(0.025))
     else:  # a cap: a brim sticking out over the forehead
-        c = np.linspace(0, np.pi, 12)
+        c = _lin(0, np.pi, 12)
         brim_x = 0.95 * g.a * np.cos(c)
         brim_y = edge_y + 0.02 + 0.3 * np.sin(c)
         d.polygon(P(brim_x, brim_y, g.depth(brim_x, edge_y) + 0.55), fill=dark)
@@ -741,7 +752,7 @@ def _draw_hat(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
 
 def _face_box(g: _Geometry, P: _Projector) -> tuple[float, float, float, float]:
     """The detection box: from just above the brows to the chin, cheek to cheek."""
-    ys = np.linspace(g.eye_y - 0.5, g.chin, 12)
+    ys = _lin(g.eye_y - 0.5, g.chin, 12)
     hw = g.half_width(ys)
     pts = np.concatenate([P.points(hw, ys, _outline_depth(g, ys)), P.points(-hw, ys, _outline_depth(g, ys))])
     x0, y0 = pts.min(axis=0)
@@ -873,21 +884,21 @@ def draw_background(size: int, nuisance: Nuisance) -> Image.Image:
 def apply_nuisance(image: Image.Image, nuisance: Nuisance) -> Image.Image:
     """Lighting gradient, colour tint, blur, sensor noise and JPEG compression, in camera order."""
     n = nuisance
-    if n.light_strength or n.brightness != 1.0 or n.tint != (1.0, 1.0, 1.0) or n.noise:
-        arr = np.asarray(image, dtype=np.float32)
-        gx, gy = _grid(image.size[0])
-        if image.size[0] != image.size[1]:
-            gx, gy = _grid(image.size[0])[0], _grid(image.size[1])[1]
+    if n.light_strength or n.brightness != 1.0 or n.tint != (1.0, 1.0, 1.0):
+        w, h = image.size
+        gx, gy = _grid(w)[0], _grid(h)[1]
         light = n.brightness * (1 + 2 * n.light_strength * (gx * np.cos(n.light_angle) + gy * np.sin(n.light_angle)))
-        arr = arr * light[..., None] * np.asarray(n.tint, np.float32)
-        if n.blur:
-            image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").filter(ImageFilter.GaussianBlur(n.blur))
-            arr = np.asarray(image, dtype=np.float32)
-        if n.noise:
-            arr = arr + n.noise * np.random.default_rng(n.seed + 7).standard_normal(arr.shape, dtype=np.float32)
-        image = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "RGB")
-    elif n.blur:
+        arr = np.asarray(image, dtype=np.float32)
+        arr *= light[..., None] * np.asarray(n.tint, np.float32)
+        np.clip(arr, 0, 255, out=arr)
+        image = Image.fromarray(arr.astype(np.uint8), "RGB")
+    if n.blur:
         image = image.filter(ImageFilter.GaussianBlur(n.blur))
+    if n.noise:
+        arr = np.asarray(image, dtype=np.float32)
+        arr += n.noise * np.random.default_rng(n.seed + 7).standard_normal(arr.shape, dtype=np.float32)
+        np.clip(arr + 0.5, 0, 255, out=arr)
+        image = Image.fromarray(arr.astype(np.uint8), "RGB")
     if n.jpeg_quality is not None:
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=int(n.jpeg_quality))
