@@ -92,6 +92,7 @@ def test_open_clip_model_parity(quick_gelu):
         image_mean=pytest.approx((0.48145466, 0.4578275, 0.40821073)),
         image_std=pytest.approx((0.26862954, 0.26130258, 0.27577711)),
         resize_mode="shortest",
+        resample="bicubic",
         max_length=12,
         tokenizer="clip",
     )
@@ -221,6 +222,7 @@ def test_transformers_parity(tmp_path, family):
     assert settings["resize_mode"] == ("shortest" if family == "clip" else "squash")
     if family == "siglip":
         assert model.logit_bias is not None and settings["image_mean"] == (0.5, 0.5, 0.5)
+        assert settings["padding"] == "max_length" and settings["return_attention_mask"] is False
 
 
 def test_transformers_state_dict_without_config_asks_for_the_directory(tmp_path):
@@ -317,7 +319,7 @@ def test_official_flip_parity(official, caplog):
     assert config.vision_pooling == "pooler" and config.text_pooling == "cls" and config.use_itm_head
     assert settings == dict(image_size=32, image_mean=pytest.approx((0.48145466, 0.4578275, 0.40821073)),
                             image_std=pytest.approx((0.26862954, 0.26130258, 0.27577711)), resize_mode="squash",
-                            max_length=65, tokenizer="bert-blip")
+                            resample="bicubic", max_length=65, tokenizer="bert-blip")
     model = build_model(config, converted, source=str(file))
     with torch.no_grad():
         _close(model.encode_image(pixels), image)
@@ -385,3 +387,37 @@ def test_read_state_dict_refuses_arbitrary_pickles(tmp_path):
     torch.save({"model": {"w": torch.zeros(1)}, "extra": _NotATensor()}, file)
     with pytest.raises(ValueError, match=r"evil\.pth: cannot be read as a weights-only torch checkpoint"):
         read_state_dict(file)
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end through flip.load: the converted model and a working processor
+
+def _same_weights(model, expected_state_dict) -> None:
+    actual = model.state_dict()
+    assert actual.keys() == expected_state_dict.keys()
+    for key, value in expected_state_dict.items():
+        torch.testing.assert_close(actual[key], value.to(actual[key].dtype), atol=0, rtol=0)
+
+
+def test_flip_load_converts_each_format(tmp_path, official):
+    import flip
+
+    # transformers CLIP directory (no tokenizer files: CLIP's BPE)
+    _save_hf_clip(tmp_path / "hf")
+    model, processor = flip.load(tmp_path / "hf")
+    _same_weights(model, convert_hf_pretrained(tmp_path / "hf")[0].state_dict())
+    assert processor.settings.image_size == 32 and processor.settings.resize_mode == "shortest"
+    assert processor.images(torch.rand(40, 50, 3).numpy()).shape == (1, 3, 32, 32)
+
+    # FaRL-style OpenAI-layout file
+    source = _open_clip_model(quick_gelu=True, width=128, head_width=64, seed=9)
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "farl.pth")
+    model, processor = flip.load(tmp_path / "farl.pth")
+    _assert_open_clip_parity(source, model)
+    assert processor.settings.max_length == 12
+
+    # the authors' FLIP-base.pth
+    file = official[0]
+    model, processor = flip.load(file)
+    assert model.config.use_itm_head and processor.settings.resize_mode == "squash"
+    assert processor.settings.max_length == 65

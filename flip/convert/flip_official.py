@@ -162,6 +162,7 @@ def processor_settings(config: FLIPConfig) -> dict:
         image_mean=OPENAI_MEAN,
         image_std=OPENAI_STD,
         resize_mode="squash",
+        resample="bicubic",
         max_length=65,
         tokenizer="bert-blip",
     )

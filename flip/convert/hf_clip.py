@@ -12,8 +12,9 @@ Design choices:
   heads and eps are never guessed. The temperature range is widened to hold the checkpoint's
   `logit_scale`, so converted logits equal the source's.
 - Processor settings come from the directory's preprocessor_config.json (CLIP: shortest-side resize
-  + centre crop; SigLIP: squash to a square), the tokenizer is the directory's own, and the text
-  length is the tower's position count (77 for CLIP, 64 for SigLIP, which pads to full length).
+  + centre crop; SigLIP: squash to a square), the tokenizer is the directory's own (CLIP's BPE when
+  the directory has none), and the text length is the tower's position count (77 for CLIP; 64 for
+  SigLIP, which pads every text to full length and attends to the padding).
 - Old checkpoints carry `*.embeddings.position_ids` buffers; they are recomputed, so dropped.
 """
 
@@ -30,6 +31,8 @@ from ._common import OPENAI_MEAN, OPENAI_STD, describe_keys, read_state_dict, sc
 MODEL_TYPES = ("clip", "siglip")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "spiece.model")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: PIL's resampling filter numbers, as image processors save them.
+_PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 _SHARD_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
@@ -90,14 +93,18 @@ def processor_settings(path: Path | None, config: FLIPConfig, model_type: str) -
     if isinstance(size, dict):
         size = size.get("height") or size.get("shortest_edge")
     has_tokenizer = path is not None and any((path / name).is_file() for name in _TOKENIZER_FILES)
-    return dict(
+    settings = dict(
         image_size=int(size or config.vision_config.image_size),
         image_mean=tuple(image.get("image_mean", OPENAI_MEAN if clip else (0.5, 0.5, 0.5))),
         image_std=tuple(image.get("image_std", OPENAI_STD if clip else (0.5, 0.5, 0.5))),
         resize_mode="shortest" if crop else "squash",
+        resample=_PIL_RESAMPLE.get(image.get("resample"), "bicubic"),
         max_length=config.text_config.max_position_embeddings,
         tokenizer="clip" if clip and not has_tokenizer else (str(path) if path is not None else None),
     )
+    if not clip:  # SigLIP was trained on texts padded to full length, attending to the padding
+        settings.update(padding="max_length", return_attention_mask=False)
+    return settings
 
 
 def _read_image_processor(path: Path) -> dict:

@@ -114,8 +114,11 @@ def processor_settings(model: nn.Module, config: FLIPConfig) -> dict:
         if len(set(size)) != 1:
             raise ValueError(f"non-square open_clip image size {tuple(size)} is not supported")
         size = size[0]
+    resize_mode = cfg.get("resize_mode", "shortest")
+    if resize_mode not in ("shortest", "squash"):
+        raise ValueError(f"open_clip resize_mode {resize_mode!r} is not supported (shortest, squash)")
     settings = openai_clip.processor_settings(config)
-    settings.update(image_size=int(size), resize_mode=cfg.get("resize_mode", "shortest"))
+    settings.update(image_size=int(size), resize_mode=resize_mode, resample=cfg.get("interpolation", "bicubic"))
     for key in ("mean", "std"):
         if key in cfg:
             settings[f"image_{key}"] = tuple(cfg[key])

@@ -207,6 +207,7 @@ def processor_settings(config: FLIPConfig) -> dict:
         image_mean=OPENAI_MEAN,
         image_std=OPENAI_STD,
         resize_mode="shortest",
+        resample="bicubic",
         max_length=config.text_config.max_position_embeddings,
         tokenizer="clip",
     )
