@@ -296,7 +296,8 @@ def official(tmp_path_factory):
     vision, text, heads = _official_modules()
     file = tmp_path_factory.mktemp("official") / "FLIP-base.pth"
     sd = _official_state_dict(vision, text, heads, temp=0.05)
-    torch.save({"model": sd, "config": {"image_size": 32, "queue_size": 64}, "epoch": 0}, file)
+    optimizer = torch.optim.AdamW(heads.parameters(), lr=3e-5, weight_decay=0.05).state_dict()
+    torch.save({"model": sd, "optimizer": optimizer, "config": {"image_size": 32, "queue_size": 64}, "epoch": 0}, file)
     ids = torch.randint(1, VOCAB - 2, (3, 10), generator=torch.Generator().manual_seed(8))
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0
