@@ -92,6 +92,8 @@ def test_sampler_overrides_and_bad_values():
     samples = [sampler.sample(rng) for _ in range(400)]
     assert {s["eyewear"] for s in samples} == {"sunglasses"}
     assert 0.65 < np.mean([s["hat"] for s in samples]) < 0.85
+    from_json = SynthConfig(distributions=json.loads('{"hat": {"true": 1}, "makeup": {"False": 1}}')).sampler()
+    assert all(s["hat"] and not s["makeup"] for s in (from_json.sample(rng) for _ in range(50)))
     with pytest.raises(ValueError, match="eyewear.*monocle"):
         AttributeSampler({"eyewear": {"monocle": 1}})
     with pytest.raises(ValueError, match="unknown attributes.*gender"):
@@ -393,3 +395,18 @@ def test_command_reports_bad_input(tmp_path, capsys):
     assert "colour" in capsys.readouterr().err
     assert main(["synth", "--out", str(tmp_path / "z"), "--n", "0"]) == 2
     assert "n=0" in capsys.readouterr().err
+
+
+def test_command_takes_a_config_file_plus_overrides(tmp_path):
+    from flip.cli.data import main
+    from flip.data.formats import read_dataset
+
+    config = tmp_path / "synth.yaml"
+    config.write_text("kind: qa\nn: 500\nsize: 48\ndistributions:\n  eyewear: {sunglasses: 1}\n  hat: {true: 1}\n")
+    out = tmp_path / "qa"
+    assert main(["synth", "--config", str(config), "--n", "9", "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    saved = json.loads((out / "synth_config.json").read_text())
+    assert saved["kind"] == "qa" and saved["n"] == 9
+    records = [r for split in ("train", "val", "test") for r in read_dataset(out, split=split)]
+    assert len(records) == 9
+    assert all(r.eyewear == "sunglasses" and r.hat is True and r.attribute != "eye_color" for r in records)

@@ -91,6 +91,9 @@ def _normalise(attr: str, dist: Mapping[Any, float] | None) -> tuple[tuple, np.n
     vocab = VOCABULARIES[attr]
     if dist is None:
         return vocab, np.full(len(vocab), 1.0 / len(vocab))
+    if vocab == BOOLEAN:  # JSON object keys are strings: accept "true"/"false" for booleans
+        bools = {"true": True, "false": False}
+        dist = {bools.get(k.lower(), k) if isinstance(k, str) else k: w for k, w in dist.items()}
     unknown = [v for v in dist if v not in vocab]
     if unknown:
         raise ValueError(f"distributions[{attr!r}]: unknown values {unknown!r}; choose from {list(vocab)!r}")

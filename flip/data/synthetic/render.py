@@ -811,7 +811,7 @@ class Nuisance:
     light_strength: float = 0.0  # 0 = flat; 0.3 = one side 60 % brighter than the other
     brightness: float = 1.0
     tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    blur: float = 0.0  # Gaussian radius in output pixels
+    blur: float = 0.0  # Gaussian radius as a fraction of the image side (0.01 = 1.1 px at 112 px)
     noise: float = 0.0  # Gaussian noise sigma in 0..255 units
     jpeg_quality: int | None = None  # None = no JPEG round trip
     seed: int = 0  # seeds clutter and noise
@@ -832,7 +832,7 @@ def sample_nuisance(rng: np.random.Generator, strength: float = 1.0) -> Nuisance
         light_strength=float(s * rng.uniform(0, 0.3)),
         brightness=float(1 + s * rng.uniform(-0.18, 0.12)),
         tint=tuple(float(v) for v in 1 + s * rng.uniform(-0.06, 0.06, 3)),
-        blur=float(s * rng.uniform(0.3, 1.1)) if rng.random() < 0.35 else 0.0,
+        blur=float(s * rng.uniform(0.003, 0.01)) if rng.random() < 0.35 else 0.0,
         noise=float(s * rng.uniform(1, 7)) if rng.random() < 0.5 else 0.0,
         jpeg_quality=int(rng.integers(35, 92)) if rng.random() < 0.4 * s else None,
         seed=int(rng.integers(2**31)),
@@ -893,7 +893,7 @@ def apply_nuisance(image: Image.Image, nuisance: Nuisance) -> Image.Image:
         np.clip(arr, 0, 255, out=arr)
         image = Image.fromarray(arr.astype(np.uint8), "RGB")
     if n.blur:
-        image = image.filter(ImageFilter.GaussianBlur(n.blur))
+        image = image.filter(ImageFilter.GaussianBlur(n.blur * max(image.size)))
     if n.noise:
         arr = np.asarray(image, dtype=np.float32)
         arr += n.noise * np.random.default_rng(n.seed + 7).standard_normal(arr.shape, dtype=np.float32)

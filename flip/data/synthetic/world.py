@@ -163,21 +163,25 @@ def make_record(cfg: SynthConfig, split: str, index: int, pools: dict[str, list[
 
 # --------------------------------------------------------------------------- parallel generation
 
-_WORKER: dict[str, Any] = {}
+def _render(cfg: SynthConfig, split: str, index: int, pools: dict, encode: str | None) -> FaceRecord:
+    record = make_record(cfg, split, index, pools)
+    if encode:
+        from flip.data.formats import encode_image
+
+        record.image = encode_image(record.image, ".png" if encode == "png" else ".jpg")
+    return record
 
 
-def _init_worker(cfg: SynthConfig, split: str, pools: dict, encode: str | None) -> None:
-    _WORKER.update(cfg=cfg, split=split, pools=pools, encode=encode)
+_WORKER: dict[str, Any] = {}  # a pool worker's (cfg, split, pools, encode), set once by its initializer
+
+
+def _init_worker(*state) -> None:
+    _WORKER["state"] = state
 
 
 def _work(index: int) -> FaceRecord:
-    record = make_record(_WORKER["cfg"], _WORKER["split"], index, _WORKER["pools"])
-    if _WORKER["encode"]:
-        from flip.data.formats import encode_image
-
-        ext = ".png" if _WORKER["encode"] == "png" else ".jpg"
-        record.image = encode_image(record.image, ext)
-    return record
+    cfg, split, pools, encode = _WORKER["state"]
+    return _render(cfg, split, index, pools, encode)
 
 
 def default_workers() -> int:
@@ -193,9 +197,8 @@ def generate(cfg: SynthConfig, split: str, workers: int = 1, pools: dict | None 
     """
     pools = pools if pools is not None else identity_pools(cfg)
     count = cfg.split_counts().get(split, 0)
-    if workers <= 1 or count < 64:
-        _init_worker(cfg, split, pools, encode)
-        yield from map(_work, range(count))
+    if workers <= 1 or count < 64:  # a pool costs more than it saves on a few records
+        yield from (_render(cfg, split, i, pools, encode) for i in range(count))
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, split, pools, encode)) as pool:
