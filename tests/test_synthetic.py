@@ -23,7 +23,7 @@ from flip.data.synthetic.attributes import (
     visible_attributes,
 )
 from flip.data.synthetic.captions import build_caption
-from flip.data.synthetic.faces import Face, load_names, make_identities, sample_face
+from flip.data.synthetic.faces import Face, load_names, make_identities
 from flip.data.synthetic.qa import QUESTIONS, answer_to_label, sample_qa
 from flip.data.synthetic.render import Nuisance, render_face
 from flip.data.synthetic.spoof import ATTACKS, render_spoof
@@ -377,7 +377,8 @@ def test_command_output_repeats_byte_for_byte(tmp_path):
         out = tmp_path / name
         assert main(["synth", "--n", "10", "--size", "48", "--seed", str(seed), "--out", str(out), "--quiet",
                      "--workers", "1"]) == 0
-        return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.name != "README.md"}
+        return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*"))
+                if p.is_file() and p.name != "README.md"}
 
     a, b, c = files(0, "a"), files(0, "b"), files(1, "c")
     assert a == b

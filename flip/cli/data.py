@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write a synthetic dataset (captions, spoof, scenes or qa)",
                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     synth.add_argument("--config", type=Path, help="JSON or YAML file with SynthConfig fields")
-    synth.add_argument("--kind", choices=("captions", "spoof", "scenes", "qa"), help="what to generate (default captions)")
+    synth.add_argument("--kind", choices=("captions", "spoof", "scenes", "qa"),
+                       help="what to generate (default captions)")
     synth.add_argument("--n", type=int, help="records over all splits (default 1000)")
     synth.add_argument("--size", type=int, help="image side in pixels (default 112)")
     synth.add_argument("--seed", type=int, help="random seed (default 0)")

@@ -18,7 +18,6 @@ Design choices
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import numpy as np
@@ -148,8 +147,3 @@ class AttributeSampler:
         labels = self.sample_identity(rng)
         labels.update(self.sample_image(rng, labels))
         return labels
-
-
-def labels_of(obj) -> dict[str, Any]:
-    """The attribute labels of a dataclass instance holding attribute fields."""
-    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name in VOCABULARIES}

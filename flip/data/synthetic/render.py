@@ -70,7 +70,8 @@ EXPRESSIONS: dict[str, dict] = {
     "fearful": dict(brow_raise=0.1, brow_inner=0.12, brow_pinch=0.05, eye_open=1.4, eye_lower=1.2,
                     mouth_curve=-0.07, mouth_open=0.2, mouth_width=1.22, open_up=0.45, teeth="both", lip=0.8, asym=0.0),
     "disgusted": dict(brow_raise=-0.07, brow_inner=-0.07, brow_pinch=0.04, eye_open=0.6, eye_lower=0.6,
-                      mouth_curve=-0.06, mouth_open=0.09, mouth_width=1.0, open_up=0.6, teeth="upper", lip=1.0, asym=0.13),
+                      mouth_curve=-0.06, mouth_open=0.09, mouth_width=1.0, open_up=0.6, teeth="upper", lip=1.0,
+                      asym=0.13),
 }
 
 #: age group -> proportions: features lower and eyes larger on children; wrinkles and a receding
@@ -252,7 +253,7 @@ def _geometry(face: Face) -> _Geometry:
         expr=expr,
         skin=skin,
         skin_dark=_scale_rgb(skin, 0.82),
-        skin_light=_scale_rgb(_mix(skin, (255, 255, 255), 0.12), 1.0),
+        skin_light=_mix(skin, (255, 255, 255), 0.12),
         hair=hair,
         hair_dark=_scale_rgb(hair, 0.72) if p.hair_color != "black" else (60, 58, 60),
         lips=lips,
@@ -417,8 +418,8 @@ def _draw_facial_hair(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> No
     # goatee: a chin patch joined to the mouth corners
     hw = g.mouth_hw * 0.85
     t = _lin(0, np.pi, 12)
-    cx = np.concatenate([[hw, hw * 1.05], 0.38 * np.cos(t) * hw / 0.27, [-hw * 1.05, -hw]])
-    cy = np.concatenate([[g.mouth_y - 0.02, g.mouth_y + 0.12], g.chin - 0.1 + 0.16 * np.sin(t) - 0.0,
+    cx = np.concatenate([[hw, hw * 1.05], 1.4 * hw * np.cos(t), [-hw * 1.05, -hw]])
+    cy = np.concatenate([[g.mouth_y - 0.02, g.mouth_y + 0.12], g.chin - 0.1 + 0.16 * np.sin(t),
                          [g.mouth_y + 0.12, g.mouth_y - 0.02]])
     cy = np.minimum(cy, g.chin + 0.06)
     d.polygon(P(cx, cy, g.depth(cx, cy) + 0.15), fill=col)
@@ -462,10 +463,10 @@ def _draw_eyes(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         d.polygon(P(ix + 0.3 * r + 0.15 * r * np.cos(t), g.eye_y - 0.3 * r + 0.15 * r * np.sin(t), iz),
                   fill=(255, 255, 255))
         # lids clip the iris: skin above the upper lid and below the lower lid
-        lid = _alpha(f.eyeshadow_color, 255) if f.makeup else g.skin
+        upper_lid = _mix(f.eyeshadow_color, g.skin, 0.35) if f.makeup else g.skin
         band = g.iris_r * 1.3
         d.polygon(P(np.concatenate([xs, xs[::-1]]), np.concatenate([upper, upper[::-1] - band]),
-                    np.concatenate([zs, zs[::-1]])), fill=_mix(lid, g.skin, 0.35) if f.makeup else g.skin)
+                    np.concatenate([zs, zs[::-1]])), fill=upper_lid)
         d.polygon(P(np.concatenate([xs, xs[::-1]]), np.concatenate([lower, lower[::-1] + band]),
                     np.concatenate([zs, zs[::-1]])), fill=g.skin)
         d.line(P(xs, upper, zs), fill=lash, width=P.width(0.055 if f.makeup else 0.045))
