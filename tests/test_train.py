@@ -446,6 +446,7 @@ def test_resume_after_sigterm_repeats_the_uninterrupted_losses_exactly(dataset, 
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (5, 0, 5)
     second = train(load_config(None, {**settings, "run": {**settings["run"], "resume": "auto"}}))
     assert second.status == "finished" and second.step == 12
+    assert load_config(tmp_path / "b" / "config.yaml").run.resume is None  # the saved recipe starts afresh
     assert first.losses + second.losses == straight.losses  # exactly, not approximately
     a = torch.load(straight.checkpoint, weights_only=True)["objective"]
     b = torch.load(second.checkpoint, weights_only=True)["objective"]

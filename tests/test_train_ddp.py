@@ -66,7 +66,7 @@ def _worker(rank, port, out_dir, settings):
         local = slice(rank * share, (rank + 1) * share)
         for case in CASES:
             objective = PretrainObjective(_model(case), CASES[case]["loss"])
-            ddp = DistributedDataParallel(objective, broadcast_buffers=False)
+            ddp = DistributedDataParallel(objective)
             batches = [{k: v[local] for k, v in _batch(step).items()} for step in range(2)]
             torch.save(_run_objective(case, objective, ddp, batches), f"{out_dir}/{case}-rank{rank}.pt")
         # the whole trainer: torch.distributed is already initialised, so train() joins the group

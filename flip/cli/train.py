@@ -17,6 +17,7 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flip train",
+        allow_abbrev=False,
         description="Pretrain a FLIP model on image-caption pairs. Any config field can be overridden with "
         "--section.key VALUE (e.g. --optim.lr 1e-4 --run.epochs 3 --towers.text lora).",
     )
@@ -55,10 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"flip train: {err}", file=sys.stderr)
         return 2
-    if result.status == "interrupted":
+    if result.status == "interrupted" and result.checkpoint is not None:  # the first process saved it
         print(f"flip train: stopped by SIGTERM at step {result.step}; checkpoint {result.checkpoint}. "
               f"Continue with: flip train --config {config.run.output_dir}/config.yaml --resume", file=sys.stderr)
-        return 0
     if result.final_dir is not None:
         print(f"flip train: done, {result.step} steps; model saved to {result.final_dir}")
     return 0

@@ -19,6 +19,7 @@ Design choices:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -190,19 +191,26 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         seed_everything(run.seed + ctx.rank)
         if rng_states is not None:
             set_rng_state(rng_states[ctx.rank])
-        if ctx.is_main:
-            save_config(config, output_dir / "config.yaml")
+        if ctx.is_main:  # the recipe, without the resume request (reproducing starts from scratch)
+            save_config(dataclasses.replace(config, run=dataclasses.replace(run, resume=None)), output_dir / "config.yaml")
         distributed.barrier(ctx)
 
         net = objective
         if ctx.enabled:
+            import inspect
+
             from torch.nn.parallel import DistributedDataParallel
 
+            # the queue is updated identically on every rank: no buffer broadcast before each forward
+            # (torch 2.14 renamed the option; older versions know only the first name)
+            no_sync_buffers = ({"forward_sync_buffers": False}
+                               if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                               else {"broadcast_buffers": False})
             net = DistributedDataParallel(
                 objective,
                 device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-                broadcast_buffers=False,  # the queue is updated identically on every rank
                 find_unused_parameters=run.find_unused_parameters,
+                **no_sync_buffers,
             )
 
         writer = MetricWriter(output_dir, tensorboard=run.tensorboard, enabled=ctx.is_main)
