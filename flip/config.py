@@ -36,8 +36,8 @@ class FLIPConfig(PreTrainedConfig):
         pooled features as they are (SigLIP, whose heads already project).
     projection_bias (`bool`): FLIP's projections have a bias, CLIP's do not.
     vision_pooling (`str`): "pooler" (the tower's pooled output: CLIP's post-layernorm CLS token,
-        SigLIP's attention-pooling head) or "cls" (the CLS token of the last hidden state, before
-        the post-layernorm: what FLIP's authors project).
+        which is what FLIP's authors project; SigLIP's attention-pooling head) or "cls" (the CLS token
+        of the last hidden state before any post-layernorm).
     text_pooling (`str`): "cls" (FLIP/BERT: the first token's last hidden state), "mean" (masked
         mean, as sentence-transformers pools MiniLM) or "pooler" (the tower's own pooled output:
         CLIP's end-of-text token, SigLIP's head).
@@ -197,7 +197,6 @@ PRESETS: dict[str, dict] = {
                 sep_token_id=102,
             ),
             projection_dim=256,
-            vision_pooling="cls",
             text_pooling="cls",
             use_itm_head=True,
         ),

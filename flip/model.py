@@ -140,15 +140,28 @@ class FLIPModel(FLIPPreTrainedModel):
 
     # -- encoders ----------------------------------------------------------------------------------
     def image_hidden_states(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False):
-        """The image tower's output (`last_hidden_state` (N, L, W) and `pooler_output` (N, W))."""
+        """The image tower's raw output (`last_hidden_state` (N, L, W) and `pooler_output` (N, W))."""
         kwargs = {"interpolate_pos_encoding": True} if interpolate_pos_encoding else {}
         return self.vision_model(pixel_values=pixel_values, **kwargs)
 
-    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> torch.Tensor:
-        """Projected, unnormalised image features, (N, D)."""
+    def image_features_and_tokens(self, pixel_values: torch.Tensor, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected, unnormalised image features (N, D) and the image tokens (N, L, W) that the ITM
+        text tower cross-attends to.
+
+        The tokens are layer-normed as FLIP's authors feed them: CLIP's `last_hidden_state` lacks
+        the post-layernorm (transformers applies it to the pooled CLS only), so it is applied here;
+        SigLIP's `last_hidden_state` already has it.
+        """
         out = self.image_hidden_states(pixel_values, **kwargs)
         pooled = out.pooler_output if self.config.vision_pooling == "pooler" else out.last_hidden_state[:, 0]
-        return self.vision_proj(pooled)
+        tokens = out.last_hidden_state
+        if self.config.vision_config.model_type == "clip_vision_model":
+            tokens = self.vision_model.post_layernorm(tokens)
+        return self.vision_proj(pooled), tokens
+
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> torch.Tensor:
+        """Projected, unnormalised image features, (N, D)."""
+        return self.image_features_and_tokens(pixel_values, **kwargs)[0]
 
     def get_text_features(
         self,
@@ -235,15 +248,16 @@ class FLIPModel(FLIPPreTrainedModel):
     ) -> torch.Tensor:
         """FLIP's image-text matching logits, (N, 2) with column 1 = "matches".
 
-        The text (whose first token the processor sets to the [ENC] token, as BLIP does) cross-attends
-        to the image tower's last hidden states (N, L, W); pass `image_hidden_states` to reuse them.
+        The text (whose first token the processor's `itm_texts` sets to the [ENC] token, as BLIP does)
+        cross-attends to the image tokens (N, L, W) of `image_features_and_tokens`; pass them as
+        `image_hidden_states` to reuse them.
         """
         if self.itm_head is None:
             raise ValueError("this FLIPModel has no image-text matching head (config.use_itm_head=False)")
         if image_hidden_states is None:
             if pixel_values is None:
                 raise ValueError("FLIPModel.match needs pixel_values or image_hidden_states")
-            image_hidden_states = self.image_hidden_states(pixel_values).last_hidden_state
+            image_hidden_states = self.image_features_and_tokens(pixel_values)[1]
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         image_mask = torch.ones(image_hidden_states.shape[:-1], dtype=torch.long, device=image_hidden_states.device)

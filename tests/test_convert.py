@@ -330,11 +330,6 @@ def test_official_flip_parity(official, caplog):
         _close(model.match(enc_ids, mask, image_hidden_states=states), itm)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FLIPModel.match cross-attends to CLIPVisionModel.last_hidden_state, which lacks the post-layernorm "
-    "the authors apply to every image token; flip/model.py must apply vision_model.post_layernorm there",
-)
 def test_official_flip_match_from_pixels(official):
     file, pixels, ids, mask, (_, _, itm, _, enc_ids) = official
     model = build_model(*convert_state_dict(read_state_dict(file), source=str(file))[:2])
