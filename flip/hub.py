@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from .config import PRESETS, FLIPConfig, preset_config
+from .convert._common import describe_keys
 from .model import FLIPModel
 from .processor import FLIPProcessor
 
@@ -140,48 +141,18 @@ def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
 
 def _load_flip_dir(path: Path) -> FLIPModel:
     model, info = FLIPModel.from_pretrained(path, output_loading_info=True)
-    problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    problems = [
+        f"{kind.replace('_', ' ')}: {describe_keys(map(str, info[kind]))}"
+        for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")
+        if info.get(kind)
+    ]
     if problems:
-        raise ValueError(f"{path}: the weights do not match its config.json: {_describe_keys(problems)}")
+        raise ValueError(f"{path}: the weights do not match its config.json: {'; '.join(problems)}")
     return model
 
 
-def _describe_keys(problems: dict) -> str:
-    parts = []
-    for kind, keys in problems.items():
-        keys = sorted(map(str, keys))
-        shown = ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
-        parts.append(f"{kind.replace('_', ' ')}: {shown}")
-    return "; ".join(parts)
-
-
-def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a weights file, safely: safetensors, or torch.load(weights_only=True)."""
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(file)
-        except Exception as err:
-            raise ValueError(f"{file}: not a readable safetensors file ({err})") from None
-    try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(
-            f"{file}: cannot be read as a weights-only torch checkpoint ({type(err).__name__}: {err}). "
-            "flip never unpickles arbitrary objects; re-save the state dict with torch.save(state_dict)."
-        ) from None
-    for key in ("model", "state_dict", "module"):  # training checkpoints and FaRL wrap the weights
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{file}: does not hold a state dict (a mapping of names to tensors)")
-    return obj
-
-
 def _load_file(file: Path) -> tuple[FLIPModel, FLIPProcessor]:
-    from .convert import build_model, convert_state_dict
+    from .convert import build_model, convert_state_dict, read_state_dict
 
     config, state_dict, settings = convert_state_dict(read_state_dict(file), source=str(file))
     return _with_processor(build_model(config, state_dict, source=str(file)), settings)
