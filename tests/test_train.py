@@ -165,6 +165,18 @@ def test_held_out_split_keeps_captions_of_one_image_together():
         split_held_out(records, 20, seed=0)
 
 
+def test_pair_dataset_packs_encoded_images_and_returns_them_unchanged():
+    from flip.data.records import FaceRecord
+    from flip.train.data import PairDataset
+
+    records = [FaceRecord(file_name=f"{i % 3}.png", image=bytes([i]) * (i + 1), caption=f"c{i}") for i in range(5)]
+    dataset = PairDataset(records)
+    assert dataset._blob is not None and len(dataset) == 5
+    assert [dataset[i] for i in range(5)] == [(bytes([i]) * (i + 1), f"c{i}", i % 3) for i in range(5)]
+    mixed = PairDataset([FaceRecord(image="a.png", caption="x"), FaceRecord(image=b"png", caption="y")])
+    assert mixed._blob is None and mixed[0] == ("a.png", "x", 0) and mixed[1] == (b"png", "y", 1)
+
+
 # ------------------------------------------------------------------------------------------------
 # Optimiser
 

@@ -158,6 +158,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
                              persistent_workers=cfg_data.num_workers > 0, pin_memory=ctx.device.type == "cuda")
         # the loaders' own generators: making an iterator never draws from the global RNG
         loader = DataLoader(PairDataset(records), batch_sampler=sampler, generator=torch.Generator(), **loader_kwargs)
+        n_train, records = len(records), None  # the dataset holds the images now, packed
         eval_loader = None
         if held_out and run.eval_every_epoch and ctx.is_main:
             eval_loader = DataLoader(PairDataset(held_out), batch_size=cfg_data.batch_size, shuffle=False,
@@ -330,7 +331,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         final_dir = None
         if status == "finished" and ctx.is_main:
             final_dir = _save_final(trainable, processor, config, output_dir, metrics, {
-                "train_pairs": len(records), "eval_pairs": len(held_out), "steps": step,
+                "train_pairs": n_train, "eval_pairs": len(held_out), "steps": step,
                 "epochs": round(step / steps_per_epoch, 2), "global_batch": global_batch,
                 "trainable_parameters": n_trainable, "total_parameters": n_total,
                 "seconds": time.perf_counter() - started,
