@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/python -m flip.cli.demo
+	$(BIN)/flip demo
 
 test: setup
 	HF_HOME=$$(mktemp -d) $(BIN)/python -m pytest -q

@@ -11,6 +11,7 @@ import sys
 
 #: command name -> (module under flip.cli, one-line help). One line per command.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "the main job on a fresh install: classify synthetic faces (and yours) by description"),
     "embed": ("embed", "embed images and/or texts with a model and print or save the embeddings"),
     "convert": ("convert", "convert a foreign checkpoint (open_clip, OpenAI CLIP, HF CLIP/SigLIP, FLIP .pth) to flip"),
     "info": ("info", "show what a model name or path resolves to, its config and parameter counts"),
