@@ -495,6 +495,43 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoin
     assert "loss became nan" in capsys.readouterr().err
 
 
+def test_training_reads_the_facecaption_authors_annotation_layout(tmp_path):
+    """ann_root/<part>/*.json (the last file is the test split) + images/, as FLIP's authors train."""
+    import json
+
+    from flip.train import train
+
+    root = tmp_path / "facecaption"
+    (root / "images").mkdir(parents=True)
+    items = []
+    for i, record in enumerate(_records(20)):
+        record.image.save(root / "images" / f"{i:03d}.png")
+        items.append({"image": f"images/{i:03d}.png", "image_id": i, "caption": [record.caption]})
+    for part, chunk in (("part0", items[:8]), ("part1", items[8:16]), ("part2", items[16:])):
+        (root / "ann" / part).mkdir(parents=True)
+        (root / "ann" / part / "ann.json").write_text(json.dumps(chunk))
+    settings = tiny_settings(root / "ann", tmp_path / "run",
+                             data={"dataset": "facecaption", "split": "train", "eval": str(root / "ann"),
+                                   "eval_split": "test"})
+    result = train(load_config(None, settings))
+    assert result.status == "finished" and result.step == 4  # 16 training pairs, batch 4
+    assert result.metrics["eval/pairs"] == 4
+
+
+def test_pairs_without_a_caption_are_an_error_naming_the_row(tmp_path):
+    import json
+
+    from flip.train.data import read_pairs
+
+    _records(1)[0].image.save(tmp_path / "a.png")
+    rows = [{"file_name": "a.png", "caption": "a face"}, {"file_name": "a.png"}]
+    (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(ValueError, match=r"a.png has no caption"):
+        read_pairs(str(tmp_path / "pairs.jsonl"), dataset="jsonl")
+    with pytest.raises(ValueError, match="data.options"):
+        read_pairs(str(tmp_path / "pairs.jsonl"), dataset="jsonl", unknown_option=1)
+
+
 @pytest.mark.parametrize("name", ["pretrain_flip_tiny.yaml", "pretrain_flip_base.yaml"])
 def test_shipped_recipes_are_valid_configs(name):
     from pathlib import Path

@@ -48,10 +48,11 @@ class ModelSection:
 
 @dataclass
 class DataSection:
-    train: str = ""  # the training pairs: a dataset folder or file that flip.data reads
-    format: str | None = None  # imagefolder | parquet | webdataset; None: detected
+    train: str = ""  # the training pairs: a dataset folder or file that flip.data.loaders reads
+    dataset: str = "auto"  # its layout: a flip.data.loaders name (flip, facecaption, imagefolder, ...) or auto
+    options: dict = field(default_factory=dict)  # the loader's own options (e.g. image_root, format)
     split: str | None = None  # the split of `train` to read, when the folder holds several
-    eval: str | None = None  # held-out pairs (same kinds of path); None: `eval_size` pairs split off `train`
+    eval: str | None = None  # held-out pairs (same layout and options); None: `eval_size` pairs split off `train`
     eval_split: str | None = None  # the split of `eval` to read
     eval_size: int = 1000  # pairs held out from `train` when `eval` is None; 0: no evaluation
     max_samples: int | None = None  # use only the first N training pairs (quick runs)

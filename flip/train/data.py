@@ -1,9 +1,10 @@
 """Image-caption pairs for training: reading, the held-out split, batching and a resumable order.
 
 Design choices:
-- Records come from `flip.data.formats.read_dataset` (imagefolder + metadata.jsonl, Parquet,
-  webdataset shards) and are held in memory as `FaceRecord`s whose `image` is the encoded file; the
-  DataLoader's workers decode and preprocess them with the model's `FLIPProcessor`.
+- Records come from `flip.data.loaders.load_records` (flip's imagefolder + metadata.jsonl, Parquet
+  and webdataset shards; FaceCaption-15M's Parquet and the authors' annotation folders; tables) and
+  are held in memory as `FaceRecord`s whose `image` is a path or the encoded file; the DataLoader's
+  workers decode and preprocess them with the model's `FLIPProcessor`.
 - Pairs that show the same image (the same `file_name`) share an image id: they are positives of each
   other for image-text matching and for retrieval, and the held-out split never separates them.
 - The order is torch's `DistributedSampler` (a permutation drawn from seed + epoch, one strided share
@@ -27,15 +28,20 @@ from torch.utils.data import BatchSampler, Dataset, DistributedSampler, Sampler
 from ..data.records import FaceRecord
 
 
-def read_pairs(path: str, format: str | None = None, split: str | None = None, check_images: bool = True,
-               max_samples: int | None = None) -> list[FaceRecord]:
-    """The records of a dataset that have a caption and an image (at most `max_samples`)."""
-    from ..data.formats import read_dataset
+def read_pairs(path: str, dataset: str = "auto", split: str | None = None, check_images: bool = True,
+               max_samples: int | None = None, **options) -> list[FaceRecord]:
+    """The records of a dataset (any layout `flip.data.loaders.load_records` reads), at most `max_samples`;
+    every one must have an image and a caption."""
+    from ..data.loaders import load_records
 
+    try:
+        source = load_records(path, dataset=dataset, split=split, check_images=check_images, **options)
+    except TypeError as err:  # an option the loader does not take
+        raise ValueError(f"data.options: {err}") from None
     records = []
-    for index, record in enumerate(read_dataset(path, format=format, split=split, check_images=check_images)):
+    for index, record in enumerate(source):
         if not record.caption or record.image is None:
-            what = "caption" if not record.caption else "image"
+            what = "caption" if not record.caption else "image (download the images first, or set image_root)"
             name = record.file_name or f"row {index}"
             raise ValueError(f"{path}: {name} has no {what}; training needs an image and a caption in every row")
         records.append(record)

@@ -145,10 +145,11 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         n_trainable, n_total = count_parameters(model)
 
         # -- data ----------------------------------------------------------------------------------
-        records = read_pairs(cfg_data.train, cfg_data.format, cfg_data.split, cfg_data.check_images,
-                             cfg_data.max_samples)
+        records = read_pairs(cfg_data.train, cfg_data.dataset, cfg_data.split, cfg_data.check_images,
+                             cfg_data.max_samples, **cfg_data.options)
         if cfg_data.eval:
-            held_out = read_pairs(cfg_data.eval, cfg_data.format, cfg_data.eval_split, cfg_data.check_images)
+            held_out = read_pairs(cfg_data.eval, cfg_data.dataset, cfg_data.eval_split, cfg_data.check_images,
+                                  **cfg_data.options)
         else:
             records, held_out = split_held_out(records, cfg_data.eval_size, run.seed)
         collate = PairCollator(processor, padding="max_length" if config.loss.itm_weight > 0 else "longest")
