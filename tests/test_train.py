@@ -608,3 +608,15 @@ def test_tensorboard_is_optional(tmp_path):
     writer = MetricWriter(tmp_path)
     writer.write(3, {"loss": float("nan"), "lr": torch.tensor(0.5)})
     assert (tmp_path / "metrics.jsonl").read_text().strip() == '{"step": 3, "loss": "nan", "lr": 0.5}'
+
+
+def test_resume_refuses_a_different_data_order(dataset, tmp_path):
+    from flip.train import train
+
+    settings = tiny_settings(dataset, tmp_path / "run", run={"max_steps": 2})
+    assert train(load_config(None, settings)).step == 2
+    with pytest.raises(ValueError, match="would change the data order"):
+        train(load_config(None, {**settings, "data": {**settings["data"], "batch_size": 2},
+                                 "run": {**settings["run"], "resume": "auto"}}))
+    with pytest.raises(FileNotFoundError, match="run.resume"):
+        train(load_config(None, {**settings, "run": {**settings["run"], "resume": str(tmp_path / "nothing.pt")}}))

@@ -148,7 +148,7 @@ class RunSection:
     gradient_checkpointing: bool = False  # recompute tower activations in backward (less memory)
     log_every: int = 10  # optimiser steps between metric lines
     save_every: int = 500  # optimiser steps between checkpoints (and at each epoch end); 0: epoch ends only
-    eval_every_epoch: bool = True  # retrieval and zero-shot figures on the held-out pairs after each epoch
+    eval_every_epoch: bool = True  # held-out retrieval and zero-shot figures after each epoch (always at the end)
     progress: bool = True  # a tqdm bar on the first process
     tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard package)
     resume: str | None = None  # a checkpoint to continue, or "auto": output_dir/checkpoint-last.pt if any

@@ -121,6 +121,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
 
     run, cfg_data, optim = config.run, config.data, config.optim
     ctx = distributed.setup(run.device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
         seed_everything(run.seed)  # model and LoRA initialisation: the same on every rank
         output_dir = Path(run.output_dir)
@@ -161,7 +162,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         loader = DataLoader(PairDataset(records), batch_sampler=sampler, generator=torch.Generator(), **loader_kwargs)
         n_train, records = len(records), None  # the dataset holds the images now, packed
         eval_loader = None
-        if held_out and run.eval_every_epoch and ctx.is_main:
+        if held_out and ctx.is_main:
             eval_loader = DataLoader(PairDataset(held_out), batch_size=cfg_data.batch_size, shuffle=False,
                                      generator=torch.Generator(), **loader_kwargs)
         steps_per_epoch = sampler.batches_per_epoch // optim.accumulate
@@ -180,10 +181,12 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         rng_states = None
         if resume_from is not None:
             state = load_checkpoint(resume_from)
-            if state["global_batch"] != global_batch or state["world_size"] != ctx.world_size:
+            saved = (state["global_batch"], state["world_size"], state["train_pairs"], state["seed"])
+            if saved != (global_batch, ctx.world_size, n_train, run.seed):
                 raise ValueError(
-                    f"{resume_from}: saved with global batch {state['global_batch']} on {state['world_size']} "
-                    f"process(es); this run has {global_batch} on {ctx.world_size}, which would change the data order"
+                    f"{resume_from}: saved with global batch {saved[0]} on {saved[1]} process(es), {saved[2]} training "
+                    f"pairs and seed {saved[3]}; this run has {global_batch} on {ctx.world_size}, {n_train} pairs "
+                    f"and seed {run.seed}, which would change the data order"
                 )
             objective.load_state_dict(state["objective"])
             optimizer.load_state_dict(state["optimizer"])
@@ -241,6 +244,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
                     "seed": run.seed,
                     "world_size": ctx.world_size,
                     "global_batch": global_batch,
+                    "train_pairs": n_train,
                     "rng": states,
                     "config": config.to_dict(),
                 },
@@ -312,7 +316,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
                     break
                 if batch_in_epoch >= sampler.batches_per_epoch:  # the epoch is complete
                     epoch, batch_in_epoch = epoch + 1, 0
-                    if eval_loader is not None:
+                    if eval_loader is not None and run.eval_every_epoch:
                         metrics = evaluate(model, processor, held_out, eval_loader, ctx.device, autocast)
                         writer.write(step, {"epoch": epoch - 1, **metrics})
                         evaluated_at = step
@@ -343,6 +347,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         distributed.barrier(ctx)
         return TrainResult(status, step, losses, metrics, last_checkpoint, final_dir)
     finally:
+        torch.use_deterministic_algorithms(was_deterministic)
         distributed.shutdown(ctx)
 
 
