@@ -61,17 +61,17 @@ EXPRESSIONS: dict[str, dict] = {
                     mouth_curve=0.0, mouth_open=0.0, mouth_width=1.0, open_up=0.3, teeth="", lip=1.0, asym=0.0),
     "happy": dict(brow_raise=0.03, brow_inner=0.0, brow_pinch=0.0, eye_open=0.8, eye_lower=0.45,
                   mouth_curve=0.17, mouth_open=0.2, mouth_width=1.28, open_up=0.05, teeth="upper", lip=0.9, asym=0.0),
-    "sad": dict(brow_raise=0.0, brow_inner=0.13, brow_pinch=0.03, eye_open=0.7, eye_lower=1.0,
-                mouth_curve=-0.14, mouth_open=0.0, mouth_width=0.95, open_up=0.3, teeth="", lip=1.1, asym=0.0),
-    "angry": dict(brow_raise=-0.06, brow_inner=-0.15, brow_pinch=0.06, eye_open=0.65, eye_lower=0.8,
-                  mouth_curve=-0.05, mouth_open=0.05, mouth_width=0.95, open_up=0.5, teeth="both", lip=0.55, asym=0.0),
+    "sad": dict(brow_raise=0.0, brow_inner=0.17, brow_pinch=0.03, eye_open=0.7, eye_lower=1.0,
+                mouth_curve=-0.19, mouth_open=0.0, mouth_width=0.95, open_up=0.3, teeth="", lip=1.1, asym=0.0),
+    "angry": dict(brow_raise=-0.06, brow_inner=-0.2, brow_pinch=0.07, eye_open=0.65, eye_lower=0.8,
+                  mouth_curve=-0.09, mouth_open=0.0, mouth_width=1.05, open_up=0.5, teeth="", lip=0.45, asym=0.0),
     "surprised": dict(brow_raise=0.16, brow_inner=0.0, brow_pinch=0.0, eye_open=1.45, eye_lower=1.2,
                       mouth_curve=0.0, mouth_open=0.42, mouth_width=0.55, open_up=0.4, teeth="", lip=0.9, asym=0.0),
     "fearful": dict(brow_raise=0.1, brow_inner=0.12, brow_pinch=0.05, eye_open=1.4, eye_lower=1.2,
                     mouth_curve=-0.07, mouth_open=0.2, mouth_width=1.22, open_up=0.45, teeth="both", lip=0.8, asym=0.0),
     "disgusted": dict(brow_raise=-0.07, brow_inner=-0.07, brow_pinch=0.04, eye_open=0.6, eye_lower=0.6,
-                      mouth_curve=-0.06, mouth_open=0.09, mouth_width=1.0, open_up=0.6, teeth="upper", lip=1.0,
-                      asym=0.13),
+                      mouth_curve=-0.06, mouth_open=0.1, mouth_width=1.0, open_up=0.6, teeth="upper", lip=1.0,
+                      asym=0.18),
 }
 
 #: age group -> proportions: features lower and eyes larger on children; wrinkles and a receding
@@ -234,7 +234,7 @@ def _geometry(face: Face) -> _Geometry:
     es = age["eye_scale"] * p.eye_size
     skin = _add(SKIN_RGB[p.skin_tone], p.skin_shift)
     hair = _add(HAIR_RGB[p.hair_color], p.hair_shift)
-    lips = _add(_mix(skin, (190, 70, 80), 0.4), (0, -10, -5))
+    lips = _mix(skin, (175, 95, 95), 0.3)
     return _Geometry(
         face=face,
         a=a,
@@ -245,7 +245,7 @@ def _geometry(face: Face) -> _Geometry:
         eye_x=p.eye_spacing * a * age["width"],
         ew=0.23 * es,
         eh=0.125 * es,
-        iris_r=0.115 * es,
+        iris_r=0.13 * es,
         nose_y=eye_y + age["nose_drop"] * p.nose_length,
         mouth_y=eye_y + age["mouth_drop"] * (0.5 + 0.5 * p.nose_length),
         mouth_hw=0.3 * age["mouth"] * p.mouth_width * expr["mouth_width"],
@@ -384,8 +384,8 @@ def _draw_makeup_cheeks(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> 
     t = _lin(0, 2 * np.pi, 14)
     for side in (-1, 1):
         cx, cy = side * 0.52 * g.a, g.nose_y - 0.02
-        xs, ys = cx + 0.2 * np.cos(t), cy + 0.11 * np.sin(t)
-        d.polygon(P(xs, ys, g.depth(xs, ys)), fill=(235, 90, 120, 95))
+        xs, ys = cx + 0.22 * np.cos(t), cy + 0.13 * np.sin(t)
+        d.polygon(P(xs, ys, g.depth(xs, ys)), fill=(240, 80, 120, 130))
 
 
 def _draw_facial_hair(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
@@ -444,8 +444,8 @@ def _draw_eyes(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         zs = g.depth(xs, g.eye_y) + 0.05
         if f.makeup:  # eyeshadow on the upper lid
             sx = np.concatenate([xs, xs[::-1]])
-            sy = np.concatenate([upper - 0.02, (upper - 0.12 - 0.04 * (1 - _lin(-1, 1, 11) ** 2))[::-1]])
-            d.polygon(P(sx, sy, np.concatenate([zs, zs[::-1]])), fill=_alpha(f.eyeshadow_color, 170))
+            sy = np.concatenate([upper - 0.02, (upper - 0.15 - 0.05 * (1 - _lin(-1, 1, 11) ** 2))[::-1]])
+            d.polygon(P(sx, sy, np.concatenate([zs, zs[::-1]])), fill=_alpha(f.eyeshadow_color, 210))
         if not f.eyes_open:
             cy = g.eye_y + g.eh * 0.25 * (1 - _lin(-1, 1, 11) ** 2)
             d.line(P(xs, cy, zs), fill=lash, width=P.width(0.05))
@@ -459,11 +459,11 @@ def _draw_eyes(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         r = g.iris_r * (0.9 if e["eye_open"] > 1.2 else 1.0)
         iz = g.depth(ix, g.eye_y) + 0.08
         d.polygon(P(ix + r * np.cos(t), g.eye_y + r * np.sin(t), iz), fill=EYE_RGB[f.person.eye_color])
-        d.polygon(P(ix + 0.42 * r * np.cos(t), g.eye_y + 0.42 * r * np.sin(t), iz), fill=(12, 10, 12))
+        d.polygon(P(ix + 0.36 * r * np.cos(t), g.eye_y + 0.36 * r * np.sin(t), iz), fill=(12, 10, 12))
         d.polygon(P(ix + 0.3 * r + 0.15 * r * np.cos(t), g.eye_y - 0.3 * r + 0.15 * r * np.sin(t), iz),
                   fill=(255, 255, 255))
         # lids clip the iris: skin above the upper lid and below the lower lid
-        upper_lid = _mix(f.eyeshadow_color, g.skin, 0.35) if f.makeup else g.skin
+        upper_lid = _mix(f.eyeshadow_color, g.skin, 0.2) if f.makeup else g.skin
         band = g.iris_r * 1.3
         d.polygon(P(np.concatenate([xs, xs[::-1]]), np.concatenate([upper, upper[::-1] - band]),
                     np.concatenate([zs, zs[::-1]])), fill=upper_lid)
@@ -537,6 +537,8 @@ def _draw_mouth(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     bot = line + gap * (1 - e["open_up"])
     lip = 0.065 * f.person.lip_thickness * g.age["lip"] * e["lip"]
     col = f.lipstick_color if f.makeup else g.lips
+    if f.makeup:
+        lip *= 1.25
     zs = g.depth(xs, my) + 0.12
     z2 = np.concatenate([zs, zs[::-1]])
     bow = 0.35 * lip * np.cos(u * np.pi * 1.5) ** 2 * env  # cupid's bow
@@ -659,20 +661,26 @@ def _draw_greying(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
 
 
 def _draw_earrings(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
+    """Large, bright, dark-rimmed earrings below the lobes (over any hair); the far one is hidden at
+    strong yaw. The rim keeps them visible on any background."""
     f = g.face
     c = _lin(0, 2 * np.pi, 14)
+    rim = _scale_rgb(f.earring_color, 0.35)
     for side in (-1, 1):
-        if side * f.yaw > 18:  # the far ear is hidden behind the cheek
+        if side * f.yaw > 22:  # the far ear is hidden behind the cheek
             continue
-        ex, ey = side * g.a * 1.0, g.eye_y + 0.36 * f.person.ear_size
+        ex, ey = side * g.a * 1.02, g.eye_y + 0.36 * f.person.ear_size
         if f.earring_style == "hoop":
-            d.line(P(ex + 0.11 * np.cos(c), ey + 0.11 + 0.13 * np.sin(c), -0.3), fill=f.earring_color,
-                   width=P.width(0.04))
+            ring = P(ex + 0.17 * np.cos(c), ey + 0.19 + 0.19 * np.sin(c), -0.3)
+            d.line(ring, fill=rim, width=P.width(0.11))
+            d.line(ring, fill=f.earring_color, width=P.width(0.06))
         elif f.earring_style == "stud":
-            d.polygon(P(ex + 0.07 * np.cos(c), ey + 0.03 + 0.07 * np.sin(c), -0.3), fill=f.earring_color)
+            d.polygon(P(ex + 0.12 * np.cos(c), ey + 0.06 + 0.12 * np.sin(c), -0.3), fill=f.earring_color,
+                      outline=rim, width=P.width(0.03))
         else:
-            d.line(P([ex, ex], [ey, ey + 0.14], -0.3), fill=f.earring_color, width=P.width(0.03))
-            d.polygon(P(ex + 0.07 * np.cos(c), ey + 0.2 + 0.09 * np.sin(c), -0.3), fill=f.earring_color)
+            d.line(P([ex, ex], [ey, ey + 0.16], -0.3), fill=rim, width=P.width(0.05))
+            d.polygon(P(ex + 0.12 * np.cos(c), ey + 0.27 + 0.14 * np.sin(c), -0.3), fill=f.earring_color,
+                      outline=rim, width=P.width(0.03))
 
 
 def _draw_eyewear(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
