@@ -387,36 +387,41 @@ class FLIPClassifier:
         fingerprint = text_fingerprint(model, processor)
         self.heads = {p.task: build_task_head(model, processor, p, method, cache, fingerprint, text_batch_size)
                       for p in prompt_sets}
-        # All tasks' texts in one matrix: one matmul per batch of images, then a slice per task.
-        self._all_embeds = torch.cat([h.embeds for h in self.heads.values()])
-        bounds = torch.tensor([0] + [h.embeds.shape[0] for h in self.heads.values()]).cumsum(0).tolist()
-        self._slices = {task: slice(a, b) for task, a, b in zip(self.heads, bounds[:-1], bounds[1:])}
-        self._device_embeds: dict[tuple, torch.Tensor] = {}
+        # All tasks in one matrix and one class index: per batch of images, one matmul and one
+        # aggregation, then a slice per task (cheap at batch size 1 too).
+        heads = list(self.heads.values())
+        self._all_embeds = torch.cat([h.embeds for h in heads])
+        text_bounds = _bounds([h.embeds.shape[0] for h in heads])
+        class_bounds = _bounds([h.num_classes for h in heads])
+        self._text_slices = {t: slice(a, b) for t, (a, b) in zip(self.heads, text_bounds)}
+        self._class_slices = {t: slice(a, b) for t, (a, b) in zip(self.heads, class_bounds)}
+        self._all_class_index = torch.cat([h.class_index + a for h, (a, _) in zip(heads, class_bounds)])
+        self._num_all_classes = class_bounds[-1][1]
+        self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def tasks(self) -> list[str]:
         return list(self.heads)
 
-    def _embeds_for(self, like: torch.Tensor) -> torch.Tensor:
-        key = (like.device, like.dtype)
-        if key not in self._device_embeds:
-            self._device_embeds[key] = self._all_embeds.to(like.device, like.dtype)
-        return self._device_embeds[key]
+    def _text_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device not in self._on_device:
+            self._on_device[device] = (self._all_embeds.to(device), self._all_class_index.to(device))
+        return self._on_device[device]
 
-    def classify_embeddings(self, image_embeds: torch.Tensor) -> dict[str, TaskResult]:
-        """Results per task for L2-normalised image embeddings (N, D)."""
+    def classify_embeddings(self, image_embeds: torch.Tensor, to_cpu: bool = False) -> dict[str, TaskResult]:
+        """Results per task for L2-normalised image embeddings (N, D); `to_cpu` moves them in one go."""
         if image_embeds.ndim != 2 or image_embeds.shape[1] != self._all_embeds.shape[1]:
             raise ValueError(f"image_embeds: expected shape (N, {self._all_embeds.shape[1]}), "
                              f"got {tuple(image_embeds.shape)}")
         with torch.inference_mode():
-            image_embeds = image_embeds.float()  # scores and explanations in float32 whatever the model's dtype
-            sims = image_embeds @ self._embeds_for(image_embeds).T
-            out = {}
-            for task, head in self.heads.items():
-                s = sims[:, self._slices[task]]
-                scores = aggregate_scores(s, head.class_index, head.num_classes, self.aggregate)
-                out[task] = TaskResult(head, scores, s, self.aggregate)
-        return out
+            embeds, class_index = self._text_on(image_embeds.device)
+            sims = image_embeds.float() @ embeds.T  # float32 whatever the model's dtype
+            scores = aggregate_scores(sims, class_index, self._num_all_classes, self.aggregate)
+            if to_cpu:
+                sims, scores = sims.cpu(), scores.cpu()
+        return {task: TaskResult(head, scores[:, self._class_slices[task]], sims[:, self._text_slices[task]],
+                                 self.aggregate)
+                for task, head in self.heads.items()}
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) preprocessed pixels -> (N, D) normalised embeddings on the model's device."""
@@ -444,8 +449,14 @@ class FLIPClassifier:
         for batch in loader:
             done = [str(paths[i]) for i in batch["index"]]
             failed = [(str(paths[i]), why) for i, why in batch["failed"]]
-            results = {} if not done else self.classify_embeddings(self.encode_images(batch["pixel_values"]))
-            yield FileBatch(done, {task: r.cpu() for task, r in results.items()}, failed)
+            results = {} if not done else self.classify_embeddings(self.encode_images(batch["pixel_values"]), to_cpu=True)
+            yield FileBatch(done, results, failed)
+
+
+def _bounds(sizes: list[int]) -> list[tuple[int, int]]:
+    """[3, 2] -> [(0, 3), (3, 5)]."""
+    ends = torch.tensor(sizes).cumsum(0).tolist()
+    return [(end - n, end) for n, end in zip(sizes, ends)]
 
 
 # -- image files in DataLoader workers ------------------------------------------------------------
