@@ -146,9 +146,9 @@ class PretrainObjective(nn.Module):
                 image_m, text_m, _ = self._encode(self.momentum.module, pixel_values, input_ids, attention_mask, False)
                 image_m, text_m = gather_batch(image_m.float()), gather_batch(text_m.float())
                 image_keys, text_keys = image_m, text_m
-                if self.image_queue is not None:
-                    image_keys = torch.cat([image_m, self.image_queue.clone()])
-                    text_keys = torch.cat([text_m, self.text_queue.clone()])
+                if self.image_queue is not None:  # cat copies: enqueueing below cannot touch the keys
+                    image_keys = torch.cat([image_m, self.image_queue])
+                    text_keys = torch.cat([text_m, self.text_queue])
             contrastive = momentum_contrastive_loss(all_image, all_text, image_keys, text_keys, scale, alpha=alpha)
             if self.image_queue is not None:
                 self._enqueue(image_m, text_m)
