@@ -271,6 +271,9 @@ def test_itm_objective_mines_negatives_and_trains_the_matching_head():
     assert "itm_head.weight" in frozen and any("crossattention" in n for n in frozen)
     with pytest.raises(ValueError, match="use_itm_head"):
         PretrainObjective(FLIPModel(tiny_config()), loss)
+    # CLS pooling skips CLIP's post-layernorm for the features; it still norms the ITM tokens
+    assert "vision_model.post_layernorm.weight" in freeze_unused(FLIPModel(tiny_config(vision_pooling="cls")), LossSection())
+    assert freeze_unused(FLIPModel(tiny_config("blip_text_model", vision_pooling="cls")), loss) == []
 
 
 def test_sigmoid_objective_uses_the_logit_bias():

@@ -15,9 +15,11 @@ Design choices:
   of the global batch; DDP's averaging then gives the single-process gradient exactly.
 - Image-text matching (optional) follows FLIP: each local image gets a hard-negative text and each
   local text a hard-negative image, drawn from the global batch by contrastive similarity; the text
-  tower cross-attends to the image tower's last hidden states (gathered with their gradient).
+  tower cross-attends to the image tokens of `FLIPModel.image_features_and_tokens` (gathered with
+  their gradient), computed in the same vision forward as the contrastive features.
 - Parameters the chosen losses never use (the logit bias without the sigmoid loss, the ITM head and
-  cross-attention without ITM, the vision post-norm/head under CLS pooling) are frozen by
+  cross-attention without ITM, the vision post-norm/head under CLS pooling when nothing else reads
+  them) are frozen by
   `freeze_unused`, so DDP needs no unused-parameter search and AdamW does not decay them.
 """
 
@@ -56,8 +58,9 @@ def freeze_unused(model: nn.Module, loss: LossSection) -> list[str]:
         freeze(lambda n: n == "logit_bias")
     if loss.itm_weight == 0:
         freeze(lambda n: n.startswith("itm_head.") or ".crossattention." in n)
-    if config.vision_pooling == "cls":
-        freeze(lambda n: n.startswith(("vision_model.post_layernorm.", "vision_model.head.")))
+    if config.vision_pooling == "cls":  # the post-layernorm still norms CLIP's tokens for ITM
+        freeze(lambda n: n.startswith("vision_model.head.")
+               or (loss.itm_weight == 0 and n.startswith("vision_model.post_layernorm.")))
     return frozen
 
 
@@ -111,14 +114,11 @@ class PretrainObjective(nn.Module):
         return self
 
     # -- encoders ------------------------------------------------------------------------------------
-    def _encode(self, model, pixel_values, input_ids, attention_mask, keep_image_states: bool):
-        """Normalised image and text embeddings (N, D), plus the image tower's last hidden states when asked."""
-        config = model.config
-        out = model.image_hidden_states(pixel_values)
-        pooled = out.pooler_output if config.vision_pooling == "pooler" else out.last_hidden_state[:, 0]
-        image_embeds = F.normalize(model.vision_proj(pooled), dim=-1)
+    def _encode(self, model, pixel_values, input_ids, attention_mask, keep_image_tokens: bool):
+        """Normalised image and text embeddings (N, D), plus the image tokens (N, L, W) for ITM when asked."""
+        image_features, image_tokens = model.image_features_and_tokens(pixel_values)
         text_embeds = model.encode_text(input_ids, attention_mask)
-        return image_embeds, text_embeds, (out.last_hidden_state if keep_image_states else None)
+        return F.normalize(image_features, dim=-1), text_embeds, (image_tokens if keep_image_tokens else None)
 
     # -- forward -------------------------------------------------------------------------------------
     def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -128,7 +128,7 @@ class PretrainObjective(nn.Module):
         cfg = self.loss_config
         model = self.model
         use_itm = cfg.itm_weight > 0
-        image_embeds, text_embeds, image_states = self._encode(model, pixel_values, input_ids, attention_mask, use_itm)
+        image_embeds, text_embeds, image_tokens = self._encode(model, pixel_values, input_ids, attention_mask, use_itm)
         # the loss is computed in float32 whatever the autocast precision of the towers
         image_embeds, text_embeds = image_embeds.float(), text_embeds.float()
         all_image, all_text = gather_batch(image_embeds), gather_batch(text_embeds)
@@ -156,7 +156,7 @@ class PretrainObjective(nn.Module):
         total = contrastive
 
         if use_itm:
-            matching = self._itm_loss(image_embeds, text_embeds, all_image, all_text, image_states,
+            matching = self._itm_loss(image_embeds, text_embeds, all_image, all_text, image_tokens,
                                       input_ids, attention_mask, ids, scale.detach())
             parts["itm"] = matching.detach()
             total = total + cfg.itm_weight * matching
@@ -172,7 +172,7 @@ class PretrainObjective(nn.Module):
         self.text_queue[slots] = text_m.to(self.text_queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + image_m.shape[0]) % size)
 
-    def _itm_loss(self, image_embeds, text_embeds, all_image, all_text, image_states, input_ids, attention_mask,
+    def _itm_loss(self, image_embeds, text_embeds, all_image, all_text, image_tokens, input_ids, attention_mask,
                   ids, scale) -> torch.Tensor:
         """FLIP's ITM: positives, plus one mined negative text per image and negative image per text."""
         model = self.model
@@ -180,16 +180,16 @@ class PretrainObjective(nn.Module):
         if self.enc_token_id is not None:
             itm_ids[:, 0] = self.enc_token_id
         all_ids = gather_batch(ids)
-        all_states = gather_batch(image_states)
+        all_tokens = gather_batch(image_tokens)
         all_itm_ids, all_mask = gather_batch(itm_ids), gather_batch(attention_mask)
         with torch.no_grad():
             positives = ids[:, None] == all_ids[None, :]
             neg_text = sample_hard_negatives(scale * image_embeds @ all_text.t(), positives)  # (N,) per image
             neg_image = sample_hard_negatives(scale * text_embeds @ all_image.t(), positives)  # (N,) per text
-        positive_logits = model.match(itm_ids, attention_mask, image_hidden_states=image_states)
+        positive_logits = model.match(itm_ids, attention_mask, image_hidden_states=image_tokens)
         negative_logits = model.match(
             torch.cat([itm_ids, all_itm_ids[neg_text]]),
             torch.cat([attention_mask, all_mask[neg_text]]),
-            image_hidden_states=torch.cat([all_states[neg_image], image_states]),
+            image_hidden_states=torch.cat([all_tokens[neg_image], image_tokens]),
         )
         return itm_loss(positive_logits.float(), negative_logits.float())
