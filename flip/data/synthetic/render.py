@@ -60,9 +60,9 @@ EXPRESSIONS: dict[str, dict] = {
     "neutral": dict(brow_raise=0.0, brow_inner=0.0, brow_pinch=0.0, eye_open=1.0, eye_lower=1.0,
                     mouth_curve=0.0, mouth_open=0.0, mouth_width=1.0, open_up=0.3, teeth="", lip=1.0, asym=0.0),
     "happy": dict(brow_raise=0.03, brow_inner=0.0, brow_pinch=0.0, eye_open=0.8, eye_lower=0.45,
-                  mouth_curve=0.17, mouth_open=0.2, mouth_width=1.28, open_up=0.05, teeth="upper", lip=0.9, asym=0.0),
+                  mouth_curve=0.21, mouth_open=0.24, mouth_width=1.28, open_up=0.05, teeth="upper", lip=0.9, asym=0.0),
     "sad": dict(brow_raise=0.0, brow_inner=0.17, brow_pinch=0.03, eye_open=0.7, eye_lower=1.0,
-                mouth_curve=-0.19, mouth_open=0.0, mouth_width=0.95, open_up=0.3, teeth="", lip=1.1, asym=0.0),
+                mouth_curve=-0.22, mouth_open=0.0, mouth_width=0.95, open_up=0.3, teeth="", lip=1.1, asym=0.0),
     "angry": dict(brow_raise=-0.06, brow_inner=-0.2, brow_pinch=0.07, eye_open=0.65, eye_lower=0.8,
                   mouth_curve=-0.09, mouth_open=0.0, mouth_width=1.05, open_up=0.5, teeth="", lip=0.45, asym=0.0),
     "surprised": dict(brow_raise=0.16, brow_inner=0.0, brow_pinch=0.0, eye_open=1.45, eye_lower=1.2,
@@ -71,7 +71,7 @@ EXPRESSIONS: dict[str, dict] = {
                     mouth_curve=-0.07, mouth_open=0.2, mouth_width=1.22, open_up=0.45, teeth="both", lip=0.8, asym=0.0),
     "disgusted": dict(brow_raise=-0.07, brow_inner=-0.07, brow_pinch=0.04, eye_open=0.6, eye_lower=0.6,
                       mouth_curve=-0.06, mouth_open=0.1, mouth_width=1.0, open_up=0.6, teeth="upper", lip=1.0,
-                      asym=0.18),
+                      asym=0.22),
 }
 
 #: age group -> proportions: features lower and eyes larger on children; wrinkles and a receding
@@ -248,7 +248,7 @@ def _geometry(face: Face) -> _Geometry:
         iris_r=0.13 * es,
         nose_y=eye_y + age["nose_drop"] * p.nose_length,
         mouth_y=eye_y + age["mouth_drop"] * (0.5 + 0.5 * p.nose_length),
-        mouth_hw=0.3 * age["mouth"] * p.mouth_width * expr["mouth_width"],
+        mouth_hw=0.33 * age["mouth"] * p.mouth_width * expr["mouth_width"],
         age=age,
         expr=expr,
         skin=skin,
