@@ -164,6 +164,9 @@ def save(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.PathLike,
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the checkpoint gets a normal folder's mode
     try:
         model.save_pretrained(tmp, **save_kwargs)
         processor.save_pretrained(tmp)

@@ -47,6 +47,7 @@ def test_save_is_atomic_and_replaces(saved, tmp_path):
         model.text_proj.bias.fill_(0.5)
     save(model, processor, path)  # overwrite in place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folders left
+    assert path.stat().st_mode & 0o055  # readable by others, as a folder made by mkdir would be
     reloaded = load_file(path / "model.safetensors")
     assert torch.all(reloaded["text_proj.bias"] == 0.5)
 
