@@ -42,7 +42,7 @@ from flip.data.synthetic.scenes import sample_scene
 from flip.data.synthetic.spoof import ATTACKS, render_spoof
 
 #: bump when a change makes the same seed draw different data
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: bolder earrings and makeup, larger irises and mouth, blur relative to size
 KINDS = ("captions", "spoof", "scenes", "qa")
 SPLITS = ("train", "val", "test")
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
