@@ -23,7 +23,13 @@ _PUBLIC = {
     "load": "flip.hub",
     "load_model": "flip.hub",
     "save": "flip.hub",
+    "push_to_hub": "flip.hub",
+    "FLIPClassifier": "flip.zeroshot",
+    "load_prompts": "flip.prompts",
     "FaceRecord": "flip.data.records",
+    "read_dataset": "flip.data.formats",
+    "write_dataset": "flip.data.formats",
+    "load_records": "flip.data.loaders",
 }
 
 __all__ = sorted(_PUBLIC)
