@@ -1,0 +1,274 @@
+"""Face liveness from text prompts, after CLIPC8 (papers.md): live person or which presentation attack.
+
+Three ways, one result type (`LivenessResult`: per-category probabilities, the live score, the
+attack category):
+- zero-shot (`LivenessClassifier`): the image against text descriptions of a live face and of each
+  attack category (`prompts/liveness.json`, editable data). Category scores are `flip.zeroshot`'s
+  by-description scores (mean cosine similarity with the category's sentences); a softmax over
+  categories at the model's own temperature turns them into probabilities. The live score is the
+  probability mass on the live category, the attack category the most probable attack.
+- fine-tuned: CLIPC8's recipe, contrastive training on (image, its category's description) pairs
+  (`liveness_pairs` builds them from spoof records; `flip liveness-train` runs `flip.train` on them,
+  full or LoRA). The result is a FLIP checkpoint, used through `LivenessClassifier` like any other.
+  In-batch negatives of the same category are false negatives; the paper's recipe accepts that.
+- linear probe (`LivenessProbe`): multinomial logistic regression on frozen image embeddings, the
+  baseline a user tries first.
+
+Conventions (shared with `flip.pad`, whose metrics score these results): the live score is a
+probability, higher = more live; an image is live when `live_score >= threshold` (a tie is live).
+Prompt files used here must have a "live" class and at least one attack class; the shipped file's
+attack keys equal `flip.data.synthetic.spoof.ATTACKS`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .pad import LIVE
+from .prompts import PromptSet, load_prompts
+
+#: The shipped prompt file's task name.
+LIVENESS_TASK = "liveness"
+#: The default decision threshold on the live score (a probability) when none is calibrated.
+DEFAULT_THRESHOLD = 0.5
+
+
+def check_liveness_prompts(prompts: PromptSet) -> PromptSet:
+    """A prompt set usable for liveness: a `live` class and at least one attack class."""
+    where = str(prompts.path) if prompts.path is not None else prompts.task
+    if LIVE not in prompts.classes:
+        raise ValueError(f"{where}: a liveness prompt file needs a {LIVE!r} class; classes: {list(prompts.classes)}")
+    return prompts
+
+
+def record_category(record, index: int | None = None) -> str:
+    """A spoof record's category: "live", its attack type, or "attack" when the type is unknown."""
+    if record.live is None:
+        name = record.file_name or f"record {index}"
+        raise ValueError(f"{name}: no live/attack label (record.live is None)")
+    return LIVE if record.live else (record.attack or "attack")
+
+
+@dataclass
+class LivenessResult:
+    """Answers for N images. probs: (N, C) per-category probabilities (rows sum to 1)."""
+
+    classes: tuple[str, ...]
+    probs: torch.Tensor
+    method: str = "zeroshot"
+
+    @property
+    def live_index(self) -> int:
+        return self.classes.index(LIVE)
+
+    @property
+    def live_score(self) -> torch.Tensor:
+        """(N,) probability of live."""
+        return self.probs[:, self.live_index]
+
+    @property
+    def attacks(self) -> list[str]:
+        """The most probable attack category of each image (whatever its live score)."""
+        masked = self.probs.clone()
+        masked[:, self.live_index] = -1.0
+        return [self.classes[i] for i in masked.argmax(dim=-1).tolist()]
+
+    def is_live(self, threshold: float = DEFAULT_THRESHOLD) -> list[bool]:
+        return (self.live_score >= threshold).tolist()
+
+    def record(self, i: int, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+        """Image i as plain data: decision, live score, attack category, probabilities per category."""
+        score = float(self.live_score[i])
+        return {"decision": LIVE if score >= threshold else "attack", "live_score": score,
+                "attack": self.attacks[i], "threshold": float(threshold),
+                "scores": dict(zip(self.classes, self.probs[i].float().tolist()))}
+
+    def __len__(self) -> int:
+        return self.probs.shape[0]
+
+    @staticmethod
+    def cat(results: Sequence["LivenessResult"]) -> "LivenessResult":
+        if not results:
+            raise ValueError("LivenessResult.cat: no results")
+        return LivenessResult(results[0].classes, torch.cat([r.probs for r in results]), results[0].method)
+
+
+@dataclass
+class LivenessBatch:
+    """What `LivenessClassifier.score_files` yields: readable paths, their result, failures (path, why)."""
+
+    paths: list[str]
+    result: LivenessResult | None
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def category_probabilities(scores: torch.Tensor, scale: float) -> torch.Tensor:
+    """Softmax over categories of (N, C) similarity scores multiplied by the model's logit scale."""
+    return torch.softmax(scores.float() * scale, dim=-1)
+
+
+class LivenessClassifier:
+    """Zero-shot (or fine-tuned-checkpoint) liveness by description.
+
+        model, processor = flip.load()
+        clf = LivenessClassifier(model, processor)
+        result = clf.score(["face.jpg"])
+        result.live_score, result.attacks, result.record(0, threshold=0.5)
+
+    prompts: a task name, a prompt-file path or a `PromptSet` (default: the shipped `liveness`).
+    The text side is embedded once through `flip.zeroshot.FLIPClassifier` (and its `TextCache`).
+    """
+
+    def __init__(self, model, processor, prompts: str | os.PathLike | PromptSet = LIVENESS_TASK, *,
+                 method: str = "descriptors", aggregate: str = "mean", prompt_root: str | os.PathLike | None = None,
+                 cache=None, cache_dir: str | os.PathLike | None = None):
+        from .zeroshot import FLIPClassifier
+
+        if not isinstance(prompts, PromptSet):
+            prompts = load_prompts(prompts, prompt_root)
+        self.prompts = check_liveness_prompts(prompts)
+        self.classifier = FLIPClassifier(model, processor, [self.prompts], method=method, aggregate=aggregate,
+                                         cache=cache, cache_dir=cache_dir)
+        self.model, self.processor = model, processor
+        self.scale = float(model.scale().detach()) if hasattr(model, "scale") else 100.0
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.prompts.classes
+
+    def score_embeddings(self, image_embeds: torch.Tensor) -> LivenessResult:
+        """Results for L2-normalised image embeddings (N, D)."""
+        task = self.classifier.classify_embeddings(image_embeds, to_cpu=True)[self.prompts.task]
+        return LivenessResult(self.classes, category_probabilities(task.scores, self.scale), "zeroshot")
+
+    def score(self, images) -> LivenessResult:
+        """Score paths, PIL images, a list of them, or preprocessed pixels (N, 3, H, W)."""
+        if isinstance(images, torch.Tensor):
+            pixels = images
+        else:
+            if isinstance(images, (str, os.PathLike)) or not isinstance(images, Sequence):
+                images = [images]
+            pixels = self.processor.images(list(images))
+        return self.score_embeddings(self.classifier.encode_images(pixels))
+
+    def score_files(self, paths: Sequence[str | os.PathLike], batch_size: int = 64,
+                    num_workers: int | None = None) -> Iterator[LivenessBatch]:
+        """Score image files in batches; unreadable ones are reported in `failed`, by path, and skipped."""
+        from .zeroshot import image_file_loader
+
+        loader = image_file_loader(paths, self.processor, batch_size, num_workers)
+        for batch in loader:
+            done = [str(paths[i]) for i in batch["index"]]
+            failed = [(str(paths[i]), why) for i, why in batch["failed"]]
+            result = self.score_embeddings(self.classifier.encode_images(batch["pixel_values"])) if done else None
+            yield LivenessBatch(done, result, failed)
+
+
+# -- linear probe -----------------------------------------------------------------------------------
+class LivenessProbe(nn.Module):
+    """Multinomial logistic regression on frozen, normalised image embeddings: (N, D) -> (N, C) logits."""
+
+    def __init__(self, classes: Sequence[str], dim: int):
+        super().__init__()
+        classes = tuple(classes)
+        if LIVE not in classes or len(classes) < 2:
+            raise ValueError(f"probe classes need {LIVE!r} and at least one attack, got {list(classes)}")
+        self.classes = classes
+        self.linear = nn.Linear(dim, len(classes))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features.float())
+
+    @torch.no_grad()
+    def predict(self, features: torch.Tensor) -> LivenessResult:
+        return LivenessResult(self.classes, torch.softmax(self(features), dim=-1), "probe")
+
+    @classmethod
+    def fit(cls, features: torch.Tensor, labels: Sequence[str], classes: Sequence[str] | None = None,
+            weight_decay: float = 1e-4, max_iter: int = 200, seed: int = 0) -> "LivenessProbe":
+        """Fit by full-batch L-BFGS on cross-entropy plus `weight_decay` * ||W||^2 (deterministic).
+
+        classes: the output categories (default: the labels' own, "live" first); labels outside
+        them are an error. A category absent from training keeps a logit the data never raised.
+        """
+        labels = list(labels)
+        if features.ndim != 2 or features.shape[0] != len(labels):
+            raise ValueError(f"features must be (N, D) with N = {len(labels)} labels, got {tuple(features.shape)}")
+        if classes is None:
+            classes = [LIVE, *sorted(set(labels) - {LIVE})]
+        classes = tuple(classes)
+        unknown = sorted(set(labels) - set(classes))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not probe classes {list(classes)}")
+        present = set(labels)
+        if LIVE not in present or present == {LIVE}:
+            raise ValueError("a liveness probe needs live and attack examples to train on")
+        torch.manual_seed(seed)
+        probe = cls(classes, features.shape[1])
+        nn.init.zeros_(probe.linear.weight)
+        nn.init.zeros_(probe.linear.bias)
+        x = features.detach().float()
+        y = torch.tensor([classes.index(label) for label in labels])
+        opt = torch.optim.LBFGS(probe.parameters(), lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(probe(x), y) + weight_decay * probe.linear.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+        return probe.eval()
+
+
+# -- fine-tuning pairs ------------------------------------------------------------------------------
+def category_descriptions(prompts: PromptSet) -> dict[str, list[str]]:
+    """Each category's texts: its descriptor sentences and its template sentences (the training captions)."""
+    from .zeroshot import build_descriptor_prompts, build_template_prompts
+
+    out: dict[str, list[str]] = {c: [] for c in prompts.classes}
+    sentences, _, index = build_descriptor_prompts(prompts)
+    templates, tindex = build_template_prompts(prompts)
+    for s, i in zip([*sentences, *templates], [*index.tolist(), *tindex.tolist()]):
+        out[prompts.classes[i]].append(s)
+    return out
+
+
+def liveness_pairs(records, prompts: PromptSet, exclude: Sequence[str] = (), seed: int = 0) -> list:
+    """Spoof records -> training records whose caption is a description of their category.
+
+    The sentence is drawn per record with `seed` (the same records give the same pairs).
+    `exclude`: categories left out of training (the "unseen attack" protocol). A record whose
+    category the prompt file lacks is an error naming it.
+    """
+    from dataclasses import replace
+
+    check_liveness_prompts(prompts)
+    unknown_excluded = sorted(set(exclude) - set(prompts.classes))
+    if unknown_excluded:
+        raise ValueError(f"exclude: {unknown_excluded} are not categories of the prompts {list(prompts.classes)}")
+    texts = category_descriptions(prompts)
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for index, record in enumerate(records):
+        category = record_category(record, index)
+        if category not in texts:
+            name = record.file_name or f"record {index}"
+            raise ValueError(f"{name}: category {category!r} has no description in the prompts "
+                             f"({list(prompts.classes)})")
+        choice = int(rng.integers(len(texts[category])))
+        if category in exclude:
+            continue
+        pairs.append(replace(record, caption=texts[category][choice]))
+    if not pairs:
+        raise ValueError("no training pairs left (every record's category is excluded, or no records)")
+    return pairs

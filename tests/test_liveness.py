@@ -1,0 +1,188 @@
+"""Face liveness (flip/liveness.py): prompts, zero-shot scores with known values, the probe, pairs, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from flip.data.records import FaceRecord
+from flip.data.synthetic.spoof import ATTACKS
+from flip.liveness import (
+    LivenessClassifier,
+    LivenessProbe,
+    LivenessResult,
+    category_descriptions,
+    check_liveness_prompts,
+    liveness_pairs,
+    record_category,
+)
+from flip.prompts import PromptSet, load_prompts
+
+
+def test_shipped_prompts_have_live_and_the_eight_attacks():
+    p = load_prompts("liveness")
+    assert set(p.classes) == {"live", *ATTACKS}
+    assert all(len(d) >= 3 for d in p.descriptors.values())
+    assert check_liveness_prompts(p) is p
+    texts = category_descriptions(p)
+    assert texts["printed_photo"][0] == "a printed photo of a face, which has a white paper border"
+    assert len(texts["live"]) == len(p.descriptors["live"]) + len(p.templates)
+
+
+def test_prompts_without_live_are_refused():
+    p = PromptSet.from_dict({"print": ["halftone"], "replay": ["moire"]}, task="x")
+    with pytest.raises(ValueError, match="needs a 'live' class"):
+        check_liveness_prompts(p)
+
+
+# -- known values through a hand-made model -------------------------------------------------------
+SMALL = {"live": ["pores"], "print": ["halftone", "has a border"], "replay": ["moire"]}
+TABLE = {"live, which has pores": [1, 0, 0, 0], "print, which has halftone": [0, 1, 0, 0],
+         "print, which has a border": [0, 0, 1, 0], "replay, which has moire": [0, 0, 0, 1]}
+
+
+class LookupModel(nn.Module):
+    def __init__(self, scale: float = 10.0):
+        super().__init__()
+        self.ids = {s: i for i, s in enumerate(TABLE)}
+        self.text_model = nn.Embedding.from_pretrained(torch.tensor(list(TABLE.values()), dtype=torch.float))
+        self._scale = scale
+
+    def scale(self):
+        return torch.tensor(self._scale)
+
+    def encode_text(self, batch):
+        return F.normalize(self.text_model(batch["input_ids"]), dim=-1)
+
+    def encode_image(self, pixel_values):
+        return F.normalize(pixel_values, dim=-1)
+
+
+class LookupProcessor:
+    def __init__(self, model):
+        self.model = model
+
+    def texts(self, texts):
+        return {"input_ids": torch.tensor([self.model.ids[t] for t in texts])}
+
+
+def test_zero_shot_live_score_is_the_softmax_mass_on_live_at_the_model_temperature():
+    model = LookupModel(scale=10.0)
+    clf = LivenessClassifier(model, LookupProcessor(model), PromptSet.from_dict(SMALL, task="small"))
+    images = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 1.0, 0], [0, 0, 0, 1.0]])
+    r = clf.score(images)
+    # category scores (mean cosine): [1, 0, 0]; [0, 1/sqrt2, 0] (print's two sentences 1/sqrt2 and 1/sqrt2); [0, 0, 1]
+    e = math.exp
+    assert float(r.live_score[0]) == pytest.approx(e(10) / (e(10) + 2))
+    s = 10 / math.sqrt(2)
+    assert r.probs[1].tolist() == pytest.approx([1 / (2 + e(s)), e(s) / (2 + e(s)), 1 / (2 + e(s))])
+    assert r.attacks == ["print", "print", "replay"]  # image 0's best attack: print and replay tie, first wins
+    assert r.is_live(0.5) == [True, False, False]
+    rec = r.record(0, threshold=0.99999)
+    assert rec["decision"] == "attack" and rec["attack"] == "print" and set(rec["scores"]) == {"live", "print", "replay"}
+
+
+def test_a_tie_at_the_threshold_is_live():
+    r = LivenessResult(("live", "print"), torch.tensor([[0.5, 0.5], [0.25, 0.75]]))
+    assert r.is_live(0.5) == [True, False]
+    assert r.record(0, 0.5)["decision"] == "live"
+
+
+# -- the probe --------------------------------------------------------------------------------------
+def test_probe_separates_linearly_separable_categories():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.eye(3, 8) * 4
+    labels = ["live", "print", "replay"] * 10
+    x = torch.stack([centres[["live", "print", "replay"].index(c)] for c in labels]) + 0.3 * torch.randn(30, 8, generator=g)
+    probe = LivenessProbe.fit(x, labels)
+    assert probe.classes == ("live", "print", "replay")
+    r = probe.predict(x)
+    assert r.method == "probe"
+    assert r.is_live(0.5) == [c == "live" for c in labels]
+    assert [a for a, c in zip(r.attacks, labels) if c != "live"] == [c for c in labels if c != "live"]
+    torch.testing.assert_close(r.probs.sum(-1), torch.ones(30))
+
+
+@pytest.mark.parametrize("labels, message", [
+    (["live", "live"], "live and attack"),
+    (["print", "print"], "live and attack"),
+    (["live", "mask"], "not probe classes"),
+])
+def test_probe_bad_labels(labels, message):
+    with pytest.raises(ValueError, match=message):
+        LivenessProbe.fit(torch.zeros(2, 4), labels, classes=("live", "print") if "mask" in labels else None)
+
+
+# -- pairs for fine-tuning ---------------------------------------------------------------------------
+def spoof_records():
+    return [FaceRecord(file_name=f"{i}.png", image=b"x", caption="orig", live=(a is None), attack=a)
+            for i, a in enumerate([None, "printed_photo", "face_swap", None, "screen_replay"])]
+
+
+def test_liveness_pairs_caption_each_image_with_its_category_and_hold_out_excluded():
+    p = load_prompts("liveness")
+    texts = category_descriptions(p)
+    pairs = liveness_pairs(spoof_records(), p, exclude=["face_swap"], seed=1)
+    assert [r.file_name for r in pairs] == ["0.png", "1.png", "3.png", "4.png"]
+    for r in pairs:
+        assert r.caption in texts[record_category(r)]
+    assert [r.caption for r in liveness_pairs(spoof_records(), p, exclude=["face_swap"], seed=1)] == \
+        [r.caption for r in pairs]  # deterministic
+
+
+def test_liveness_pairs_errors_name_the_problem():
+    p = load_prompts("liveness")
+    with pytest.raises(ValueError, match="exclude"):
+        liveness_pairs(spoof_records(), p, exclude=["cartoon"])
+    with pytest.raises(ValueError, match="7.png: category 'cartoon'"):
+        liveness_pairs([FaceRecord(file_name="7.png", live=False, attack="cartoon")], p)
+    with pytest.raises(ValueError, match="8.png: no live/attack label"):
+        liveness_pairs([FaceRecord(file_name="8.png")], p)
+
+
+# -- the real tiny model, files and the command ------------------------------------------------------
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from conftest import tiny_config
+    from flip.hub import save
+    from flip.model import FLIPModel
+    from flip.processor import FLIPProcessor
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config()).eval()
+    processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=32)
+    return str(save(model, processor, tmp_path_factory.mktemp("ckpt") / "tiny"))
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "b.jpg"):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / name)
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    return folder
+
+
+def test_score_files_on_a_tiny_model_reports_unreadable_files(checkpoint, images):
+    from flip.hub import load
+
+    model, processor = load(checkpoint)
+    clf = LivenessClassifier(model, processor)
+    paths = sorted(str(p) for p in images.iterdir())
+    batches = list(clf.score_files(paths, batch_size=8, num_workers=0))
+    done = [p for b in batches for p in b.paths]
+    assert [p.split("/")[-1] for p in done] == ["a.png", "b.jpg"]
+    assert [f[0].split("/")[-1] for b in batches for f in b.failed] == ["broken.png"]
+    r = LivenessResult.cat([b.result for b in batches if b.result is not None])
+    torch.testing.assert_close(r.probs.sum(-1), torch.ones(2))
+    direct = clf.score(done)
+    torch.testing.assert_close(direct.probs, r.probs)
