@@ -154,7 +154,10 @@ def make_record(cfg: SynthConfig, split: str, index: int, pools: dict[str, list[
         record.caption = _spoof_caption(labels, attack, rng, cfg.p_mention)
         return record
     record.image, _ = render_face(face, cfg.size, sample_nuisance(rng, cfg.nuisance))
-    record.caption = build_caption(labels, rng, p_mention=cfg.p_mention).text
+    caption = build_caption(labels, rng, p_mention=cfg.p_mention)
+    record.caption = caption.text
+    # which labels the caption states: retrieval's ceiling counts the images a caption fits
+    record.extra["mentioned"] = sorted(caption.mentioned)
     if cfg.kind == "qa":
         qa = sample_qa(labels, rng)
         record.question, record.answer, record.attribute = qa.question, qa.answer, qa.attribute
