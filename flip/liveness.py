@@ -272,3 +272,95 @@ def liveness_pairs(records, prompts: PromptSet, exclude: Sequence[str] = (), see
     if not pairs:
         raise ValueError("no training pairs left (every record's category is excluded, or no records)")
     return pairs
+
+
+# -- scoring a labelled dataset, calibration ---------------------------------------------------------
+def score_records(scorer, records, batch_size: int = 64,
+                  num_workers: int | None = None) -> tuple[LivenessResult, list[str], list[tuple[str, str]]]:
+    """Score labelled records (spoof records or an anti-spoofing layout) with a `LivenessClassifier`.
+
+    Returns the result for the readable images, their labels ("live" or the attack category) and
+    the unreadable ones as (name, reason), skipped.
+    """
+    records = list(records)
+    labels = [record_category(r, i) for i, r in enumerate(records)]
+    items = [r.image if r.image is not None else r.file_name for r in records]
+    names = [str(r.image) if isinstance(r.image, (str, os.PathLike)) else r.file_name or f"record {i}"
+             for i, r in enumerate(records)]
+    from .zeroshot import image_file_loader
+
+    results, kept, failed = [], [], []
+    for batch in image_file_loader(items, scorer.processor, batch_size, num_workers):
+        failed += [(names[i], why) for i, why in batch["failed"]]
+        if batch["index"]:
+            results.append(scorer.score_embeddings(scorer.classifier.encode_images(batch["pixel_values"])))
+            kept += [labels[i] for i in batch["index"]]
+    if not results:
+        raise ValueError("no readable images to score")
+    return LivenessResult.cat(results), kept, failed
+
+
+def calibrate(scorer, records, criterion: str = "eer", target_bpcer: float | None = None,
+              batch_size: int = 64, num_workers: int | None = None) -> tuple[float, list[tuple[str, str]]]:
+    """The decision threshold chosen on a development set (see `flip.pad.calibrate_threshold`), and
+    the unreadable images skipped. A dev set with one class only is a `ValueError`."""
+    from .pad import calibrate_threshold
+
+    result, labels, failed = score_records(scorer, records, batch_size, num_workers)
+    try:
+        return calibrate_threshold(result.live_score.tolist(), labels, criterion, target_bpcer), failed
+    except ValueError as err:
+        raise ValueError(f"development set: {err}") from None
+
+
+# -- the fine-tuning recipe ---------------------------------------------------------------------------
+@dataclass
+class LivenessSection:
+    """The `liveness:` section of a `flip liveness-train` config; every other section is `flip train`'s."""
+
+    data: str = ""  # spoof records: `flip data synth --kind spoof` output, or an anti-spoofing layout
+    dataset: str = "auto"  # its layout (a flip.data.loaders name, e.g. antispoof) or auto
+    split: str | None = "train"  # the split to train on
+    prompts: str = LIVENESS_TASK  # the prompt file whose sentences caption each category
+    exclude: list[str] = field(default_factory=list)  # categories held out of training (unseen attacks)
+    max_samples: int | None = None  # use only the first N records
+    seed: int = 0  # which sentence captions which image
+
+    def __post_init__(self):
+        if not self.data:
+            raise ValueError("liveness.data must name the spoof dataset to train on")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ValueError(f"liveness.max_samples must be >= 1 or null, got {self.max_samples}")
+        if not isinstance(self.exclude, list) or not all(isinstance(e, str) for e in self.exclude):
+            raise ValueError(f"liveness.exclude must be a list of category names, got {self.exclude!r}")
+
+
+def build_train_config(config: dict, pairs_dir: str | os.PathLike | None = None):
+    """Write the pairs of a liveness-train config dict and return (LivenessSection, TrainConfig).
+
+    The pairs go to `pairs_dir` (default: `<run.output_dir>/pairs`) as an imagefolder split
+    "train"; the TrainConfig's `data.train` points at them.
+    """
+    from pathlib import Path
+
+    from .data.formats import write_dataset
+    from .data.loaders import load_records
+    from .train.config import from_dict, load_config
+
+    config = dict(config)
+    raw = config.pop("liveness", None)
+    if not isinstance(raw, dict):
+        raise ValueError("the config needs a 'liveness:' section (data, prompts, exclude, ...)")
+    section = from_dict(LivenessSection, raw, "liveness")
+    records = []
+    for record in load_records(section.data, section.dataset, section.split):
+        records.append(record)
+        if section.max_samples is not None and len(records) >= section.max_samples:
+            break
+    pairs = liveness_pairs(records, check_liveness_prompts(load_prompts(section.prompts)), section.exclude,
+                           section.seed)
+    output_dir = Path(config.get("run", {}).get("output_dir", "runs/liveness"))
+    pairs_dir = Path(pairs_dir) if pairs_dir is not None else output_dir / "pairs"
+    write_dataset(pairs, pairs_dir, "imagefolder", "train", overwrite=True)
+    data = {**config.get("data", {}), "train": str(pairs_dir), "split": "train"}
+    return section, load_config(None, {**config, "data": data})

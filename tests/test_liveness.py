@@ -186,3 +186,74 @@ def test_score_files_on_a_tiny_model_reports_unreadable_files(checkpoint, images
     torch.testing.assert_close(r.probs.sum(-1), torch.ones(2))
     direct = clf.score(done)
     torch.testing.assert_close(direct.probs, r.probs)
+
+
+def _write_antispoof(root, live: int, attacks: dict[str, int], seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for folder, n in [("live", live), *[(f"attack/{a}", n) for a, n in attacks.items()]]:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(root / folder / f"{i}.png")
+    return root
+
+
+def test_liveness_command_calibrates_on_dev_and_writes_json(checkpoint, images, tmp_path, capsys):
+    from flip.cli import main as flip_main
+    from flip.data.loaders import load_records
+    from flip.hub import load
+    from flip.liveness import calibrate
+
+    dev = _write_antispoof(tmp_path / "dev", 3, {"printed_photo": 2, "screen_replay": 2})
+    assert flip_main(["liveness", str(images), "--model", checkpoint, "--calibrate", str(dev), "--json",
+                      "--workers", "0"]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["path"].split("/")[-1] for line in lines] == ["a.png", "b.jpg"]
+    model, processor = load(checkpoint)
+    expected, _ = calibrate(LivenessClassifier(model, processor), load_records(dev), num_workers=0)
+    assert all(line["threshold"] == pytest.approx(expected) for line in lines)
+    assert all(line["decision"] == ("live" if line["live_score"] >= expected else "attack") for line in lines)
+    assert "broken.png" in err and "skipped 1" in err
+
+
+def test_liveness_command_bad_input(checkpoint, images, tmp_path, capsys):
+    from flip.cli.liveness import main
+
+    dev = _write_antispoof(tmp_path / "dev", 2, {})
+    assert main([str(images), "--model", checkpoint, "--calibrate", str(dev), "--dataset", "antispoof",
+                 "--workers", "0"]) == 2
+    assert "only live" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.png"), "--model", checkpoint]) == 2
+    with pytest.raises(SystemExit):
+        main([str(images), "--threshold", "0.5", "--calibrate", str(dev)])
+
+
+def test_liveness_train_runs_the_trainer_on_category_description_pairs(checkpoint, tmp_path, capsys):
+    import yaml
+
+    from flip.cli import main as flip_main
+    from flip.data.loaders import load_records
+
+    spoof = _write_antispoof(tmp_path / "spoof", 4, {"printed_photo": 2, "screen_replay": 2, "face_swap": 2})
+    config = {
+        "liveness": {"data": str(spoof), "split": None, "exclude": ["face_swap"]},
+        "model": {"name": checkpoint},
+        "data": {"eval_size": 0, "batch_size": 4, "num_workers": 0},
+        "optim": {"lr": 1e-3, "warmup_steps": 0},
+        "towers": {"vision": "lora", "text": "lock", "lora_rank": 2},
+        "run": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "progress": False, "save_every": 0,
+                "precision": "fp32"},
+    }
+    path = tmp_path / "liveness.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert flip_main(["liveness-train", "--config", str(path)]) == 0
+    pairs = list(load_records(tmp_path / "run" / "pairs", split="train"))
+    texts = category_descriptions(load_prompts("liveness"))
+    assert len(pairs) == 8 and {record_category(r) for r in pairs} == {"live", "printed_photo", "screen_replay"}
+    assert all(r.caption in texts[record_category(r)] for r in pairs)
+    from flip.hub import load
+
+    model, processor = load(str(tmp_path / "run" / "final"))
+    assert LivenessClassifier(model, processor).score(torch.zeros(1, 3, 32, 32)).probs.shape == (1, 9)
+    assert flip_main(["liveness-train", "--config", str(path), "--liveness.exclude", "[cartoon]"]) == 2
+    assert "cartoon" in capsys.readouterr().err
