@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "show what a model name or path resolves to, its config and parameter counts"),
     "classify": ("classify", "zero-shot facial attribute classification by description (the main job)"),
     "train": ("train", "pretrain a FLIP model on image-caption pairs (YAML config plus --section.key overrides)"),
+    "probe": ("probe", "linear probe on frozen image embeddings per attribute, against zero-shot by description"),
     "data": ("data", "generate datasets: `flip data synth` writes the synthetic face world (captions, spoof, scenes, qa)"),
     "liveness": ("liveness", "live person or presentation attack (and which attack), from text prompts (CLIPC8)"),
     "liveness-train": ("liveness_train", "fine-tune a checkpoint for liveness on (image, category description) pairs"),
