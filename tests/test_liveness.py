@@ -257,3 +257,46 @@ def test_liveness_train_runs_the_trainer_on_category_description_pairs(checkpoin
     assert LivenessClassifier(model, processor).score(torch.zeros(1, 3, 32, 32)).probs.shape == (1, 9)
     assert flip_main(["liveness-train", "--config", str(path), "--liveness.exclude", "[cartoon]"]) == 2
     assert "cartoon" in capsys.readouterr().err
+
+
+# -- the evaluation task (plumbing only; the lead runs the real measurement) -------------------------
+def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(checkpoint, tmp_path):
+    import yaml
+
+    from eval.tasks.liveness import load_examples, main
+    from flip.data.synthetic.world import SynthConfig, write_synthetic
+    from flip.hub import load
+    from flip.pad import calibrate_threshold, pad_report
+
+    data = tmp_path / "spoof"
+    write_synthetic(SynthConfig(kind="spoof", n=60, size=32, seed=0, images_per_identity=4), data, workers=1,
+                    progress=False)
+    images, labels = load_examples(data, "train", exclude=["face_swap"])
+    assert "face_swap" not in labels and "live" in labels
+    config = tmp_path / "ft.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"name": checkpoint}, "data": {"eval_size": 0, "batch_size": 8, "num_workers": 0},
+        "towers": {"vision": "train", "text": "lock"}, "optim": {"warmup_steps": 0},
+        "run": {"max_steps": 1, "progress": False, "save_every": 0, "precision": "fp32"}}))
+    out = tmp_path / "report"
+    assert main(["--model", checkpoint, "--data", str(data), "--unseen", "3d_mask", "--finetune-config", str(config),
+                 "--out", str(out), "--workers", "0", "--batch-size", "16"]) == 0
+    report = json.loads((out / "liveness.json").read_text())
+    rows = {r["category"]: r for r in report["rows"]}
+    assert set(rows) == {"live", "3d_mask", "paper_mask", "dark_environment"}  # the test split's categories
+    assert rows["3d_mask"]["seen"] is False and rows["paper_mask"]["seen"] is True and rows["live"]["metric"] == "BPCER"
+    assert set(report["summary"]) == {"zeroshot", "probe", "finetuned"}
+    assert report["summary"]["zeroshot"]["auc_unseen"] is not None
+
+    # the zero-shot column equals flip.pad on independently computed scores, threshold from dev
+    model, processor = load(checkpoint)
+    clf = LivenessClassifier(model, processor)
+    dev_images, dev_labels = load_examples(data, "val", exclude=["3d_mask"])
+    test_images, test_labels = load_examples(data, "test")
+    t = calibrate_threshold(clf.score(dev_images).live_score.tolist(), dev_labels)
+    expected = pad_report(clf.score(test_images).live_score.tolist(), test_labels, t)
+    zs = report["summary"]["zeroshot"]
+    assert zs["threshold"] == pytest.approx(t, abs=1e-6) and zs["acer"] == pytest.approx(expected.acer)
+    assert rows["3d_mask"]["zeroshot"] == pytest.approx(expected.apcer["3d_mask"])
+    assert rows["live"]["zeroshot"] == pytest.approx(expected.bpcer)
+    assert "| **acer** |" in (out / "liveness.md").read_text()

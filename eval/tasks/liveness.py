@@ -1,0 +1,242 @@
+"""Face liveness on held-out spoof images: zero-shot, linear probe and fine-tuned, per category, in one table.
+
+    flip data synth --kind spoof --n 20000 --size 112 --seed 0 --out data/synth-spoof --format parquet
+    python -m eval.tasks.liveness --data data/synth-spoof --unseen face_swap \\
+        --finetune-config finetune/configs/liveness_lora.yaml --out report/
+
+Protocol ("unseen attack", as CLIPC8's cross-dataset tests): the categories in `--unseen` are left
+out of everything a method learns from or is tuned on: the probe's and the fine-tuning's training
+split, and the development split where the threshold is chosen. Every method's threshold is chosen
+on the development split (`--dev-split`, default val) at its EER, or at `--target-bpcer`, and
+applied unchanged to the test split. Methods:
+- zeroshot: the model as given, against the prompts (`flip.liveness.LivenessClassifier`);
+- probe: logistic regression on the same model's frozen image embeddings (`LivenessProbe`),
+  trained on the training split;
+- finetuned: a checkpoint from `flip liveness-train` (`--finetuned DIR`), or one trained here from
+  `--finetune-config` on the training split with the unseen categories excluded; scored as zero-shot.
+
+The table has one row per category: APCER for each attack (marked seen or unseen), BPCER for live;
+then APCER_max, ACER, HTER, EER and AUC over all test attacks, and AUC on the unseen attacks against
+live alone. Metrics come from the local `evaluate` module `eval/metrics/pad`, loaded by path.
+Writes `liveness.json` (config, rows, per-method metrics) and `liveness.md` under --out.
+
+The shape follows the harness of issue 9: `load_examples`, `predict`, `metric`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
+METHODS = ("zeroshot", "probe", "finetuned")
+
+
+# -- examples ---------------------------------------------------------------------------------------
+def load_examples(data: str | Path, split: str | None, dataset: str = "auto", limit: int | None = None,
+                  exclude: Sequence[str] = ()) -> tuple[list, list[str]]:
+    """Images and their categories ("live" or the attack) of one split, without `exclude`d categories."""
+    from flip.data.loaders import load_records
+    from flip.liveness import record_category
+
+    images, labels = [], []
+    for i, record in enumerate(load_records(data, dataset, split)):
+        category = record_category(record, i)
+        if category in exclude:
+            continue
+        images.append(record.image)
+        labels.append(category)
+        if limit is not None and len(images) >= limit:
+            break
+    if not images:
+        raise ValueError(f"{data}: no examples in split {split!r}")
+    return images, labels
+
+
+# -- predict and score ------------------------------------------------------------------------------
+def predict(model, processor, splits: dict[str, tuple[list, list[str]]], method: str = "zeroshot",
+            prompts: str = "liveness", probe_on: str = "train", batch_size: int = 64,
+            num_workers: int | None = None) -> dict[str, dict[str, list]]:
+    """{split: {"live_score": [...], "attack": [...]}} for one model: zero-shot on its prompts, or the
+    probe (`method="probe"`) fitted on the `probe_on` split's embeddings."""
+    from eval.tasks.attributes import embed_images
+    from flip.liveness import LivenessClassifier, LivenessProbe
+
+    embeds = {s: embed_images(model, processor, images, batch_size, num_workers) for s, (images, _) in splits.items()}
+    if method == "probe":
+        scorer = LivenessProbe.fit(embeds[probe_on], splits[probe_on][1]).predict
+    else:
+        clf = LivenessClassifier(model, processor, prompts)
+        device = next(model.parameters()).device
+        scorer = lambda e: clf.score_embeddings(e.to(device))  # noqa: E731
+    out = {}
+    for s, e in embeds.items():
+        result = scorer(e)
+        out[s] = {"live_score": result.live_score.tolist(), "attack": result.attacks}
+    return out
+
+
+_PAD = None
+
+
+def metric(scores: Sequence[float], labels: Sequence[str], dev_scores: Sequence[float], dev_labels: Sequence[str],
+           target_bpcer: float | None = None) -> dict[str, Any]:
+    """ISO/IEC 30107-3 figures on the test split at the threshold chosen on dev (local evaluate module)."""
+    global _PAD
+    if _PAD is None:
+        import evaluate
+
+        _PAD = evaluate.load(str(METRICS_DIR / "pad"))
+    return _PAD.compute(predictions=list(scores), references=list(labels), dev_predictions=list(dev_scores),
+                        dev_references=list(dev_labels), criterion="eer" if target_bpcer is None else "bpcer",
+                        target_bpcer=target_bpcer)
+
+
+def unseen_auc(scores: Sequence[float], labels: Sequence[str], unseen: Sequence[str]) -> float | None:
+    """ROC AUC of live against the unseen attacks only (None without unseen attacks in the test split)."""
+    from flip.pad import LIVE, roc_auc
+
+    keep = [i for i, label in enumerate(labels) if label == LIVE or label in unseen]
+    kept = [labels[i] for i in keep]
+    if not any(label in unseen for label in kept) or LIVE not in kept:
+        return None
+    return roc_auc([scores[i] for i in keep], kept)
+
+
+def finetune(config: str | Path, data: str | Path, split: str, unseen: Sequence[str], output_dir: str | Path,
+             dataset: str = "auto", overrides: list[str] | None = None) -> Path:
+    """Run `flip liveness-train`'s recipe on `data`'s training split without the unseen categories."""
+    import yaml
+
+    from flip.liveness import build_train_config
+    from flip.train.config import merge, parse_overrides
+    from flip.train.loop import train
+
+    raw = yaml.safe_load(Path(config).read_text()) or {}
+    raw = merge(raw, {"liveness": {"data": str(data), "split": split, "dataset": dataset, "exclude": list(unseen)},
+                      "run": {"output_dir": str(output_dir)}})
+    if overrides:
+        raw = merge(raw, parse_overrides(overrides))
+    _, train_config = build_train_config(raw)
+    result = train(train_config)
+    if result.final_dir is None:
+        raise RuntimeError(f"fine-tuning stopped ({result.status}) before saving a final model")
+    return Path(result.final_dir)
+
+
+def evaluate_liveness(scores: dict[str, dict[str, dict[str, list]]], labels: dict[str, list[str]],
+                      unseen: Sequence[str], dev_split: str = "dev", test_split: str = "test",
+                      target_bpcer: float | None = None) -> tuple[list[dict], dict[str, dict]]:
+    """The table's rows (one per test category) and each method's summary metrics."""
+    from flip.pad import LIVE
+
+    summaries = {}
+    for m, per_split in scores.items():
+        summary = metric(per_split[test_split]["live_score"], labels[test_split],
+                         per_split[dev_split]["live_score"], labels[dev_split], target_bpcer)
+        summary["auc_unseen"] = unseen_auc(per_split[test_split]["live_score"], labels[test_split], unseen)
+        test_labels, attacks = labels[test_split], per_split[test_split]["attack"]
+        pairs = [(a, t) for a, t in zip(attacks, test_labels) if t != LIVE]
+        summary["attack_type_accuracy"] = sum(a == t for a, t in pairs) / len(pairs) if pairs else None
+        summaries[m] = summary
+    categories = [LIVE, *sorted(set(labels[test_split]) - {LIVE})]
+    rows = []
+    for c in categories:
+        row: dict[str, Any] = {"category": c, "n": labels[test_split].count(c),
+                               "seen": None if c == LIVE else c not in unseen,
+                               "metric": "BPCER" if c == LIVE else "APCER"}
+        for m, s in summaries.items():
+            row[m] = s["bpcer"] if c == LIVE else s[f"apcer_{c}"]
+        rows.append(row)
+    return rows, summaries
+
+
+SUMMARY_KEYS = ("apcer_max", "acer", "hter", "eer", "auc", "auc_unseen", "attack_type_accuracy", "threshold")
+
+
+def format_table(rows: list[dict], summaries: dict[str, dict]) -> str:
+    """Markdown: error rates in percent per category, then the summary figures (AUC, threshold as is)."""
+    methods = list(summaries)
+    head = ["category", "n", "seen", "metric", *methods]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|---|---|" + "---:|" * len(methods)]
+    for r in rows:
+        seen = "" if r["seen"] is None else ("seen" if r["seen"] else "**unseen**")
+        lines.append(f"| {r['category']} | {r['n']} | {seen} | {r['metric']} | "
+                     + " | ".join(f"{100 * r[m]:.1f}" for m in methods) + " |")
+    for key in SUMMARY_KEYS:
+        cells = []
+        for m in methods:
+            v = summaries[m].get(key)
+            cells.append("-" if v is None else f"{v:.3f}" if key in ("auc", "auc_unseen", "threshold") else f"{100 * v:.1f}")
+        lines.append(f"| **{key}** | | | | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# -- command ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m eval.tasks.liveness", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p.add_argument("--model", default=None, help="the base model for zero-shot and the probe (default: embedded)")
+    p.add_argument("--data", required=True, help="spoof records with train / dev / test splits")
+    p.add_argument("--dataset", default="auto", help="layout: a flip.data.loaders name or auto")
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--dev-split", default="val")
+    p.add_argument("--test-split", default="test")
+    p.add_argument("--unseen", nargs="*", default=["face_swap"], help="attack categories held out of training and dev")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--finetuned", default=None, help="a checkpoint from flip liveness-train (same --unseen)")
+    p.add_argument("--finetune-config", default=None, help="train the fine-tuned model here from this YAML")
+    p.add_argument("--prompts", default="liveness")
+    p.add_argument("--target-bpcer", type=float, default=None, help="threshold at this dev BPCER (default: dev EER)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many examples per split")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default="report")
+    args, overrides = p.parse_known_args(argv)
+    if "finetuned" in args.methods and not (args.finetuned or args.finetune_config):
+        p.error("the finetuned method needs --finetuned DIR or --finetune-config YAML (or drop it from --methods)")
+
+    from flip.hub import load
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = {
+        "train": load_examples(args.data, args.train_split, args.dataset, args.limit, exclude=args.unseen),
+        "dev": load_examples(args.data, args.dev_split, args.dataset, args.limit, exclude=args.unseen),
+        "test": load_examples(args.data, args.test_split, args.dataset, args.limit),
+    }
+    labels = {s: lab for s, (_, lab) in splits.items()}
+    held_out = {s: v for s, v in splits.items() if s != "train"}
+    model, processor = load(args.model, device=device)
+    scores = {}
+    for m in args.methods:
+        if m == "finetuned":
+            path = args.finetuned or finetune(args.finetune_config, args.data, args.train_split, args.unseen,
+                                              out / "finetune", args.dataset, overrides)
+            ft_model, ft_processor = load(str(path), device=device)
+            scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", args.prompts,
+                                batch_size=args.batch_size, num_workers=args.workers)
+        else:
+            scores[m] = predict(model, processor, splits if m == "probe" else held_out, m, args.prompts,
+                                batch_size=args.batch_size, num_workers=args.workers)
+    rows, summaries = evaluate_liveness(scores, labels, args.unseen, target_bpcer=args.target_bpcer)
+    table = format_table(rows, summaries)
+    print(table)
+    config = {**vars(args), "overrides": overrides, "device": device,
+              "model": args.model or "flip-tiny-synth (embedded default)"}
+    (out / "liveness.json").write_text(json.dumps({"config": config, "counts": {s: len(v) for s, v in labels.items()},
+                                                   "rows": rows, "summary": summaries}, indent=2) + "\n")
+    (out / "liveness.md").write_text(table + "\n")
+    print(f"\nwrote {out / 'liveness.json'} and liveness.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
