@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "pretrain a FLIP model on image-caption pairs (YAML config plus --section.key overrides)"),
     "probe": ("probe", "linear probe on frozen image embeddings per attribute, against zero-shot by description"),
     "data": ("data", "generate datasets: `flip data synth` writes the synthetic face world (captions, spoof, scenes, qa)"),
+    "name-faces": ("name_faces", "label each face of a photo with a name from its caption, or no name (SECLA)"),
     "liveness": ("liveness", "live person or presentation attack (and which attack), from text prompts (CLIPC8)"),
     "liveness-train": ("liveness_train", "fine-tune a checkpoint for liveness on (image, category description) pairs"),
 }

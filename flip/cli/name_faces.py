@@ -1,0 +1,93 @@
+"""`flip name-faces IMAGE --caption "..."`: label each face of a photo with a name from its caption.
+
+    flip name-faces group.jpg --caption "Ana Silva and Kofi Mensah at the summit in Lima."
+    flip name-faces scene.png --caption "..." --boxes "10,40,50,90;70,40,110,90" --json --draw named.png
+
+Faces come from `--boxes` or a detector (MTCNN by default, Haar with `--detector haar`); names
+from the caption by flip's rules (or `--names`, or a token-classification `--ner-model`). Without
+`--heads` the names are assigned by the untrained baseline (FLIP face-crop vs name-text cosine);
+with a `flip name-faces-train` checkpoint, by the learned SECLA heads and NONAME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def parse_boxes(text: str) -> list[list[float]]:
+    """'x0,y0,x1,y1;x0,y0,x1,y1' or a JSON list of boxes -> [[x0, y0, x1, y1], ...]."""
+    try:
+        boxes = json.loads(text) if text.lstrip().startswith("[") else [
+            [float(v) for v in part.split(",")] for part in text.split(";") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--boxes: expected 'x0,y0,x1,y1;...' or a JSON list of boxes, got {text!r}") from None
+    if not isinstance(boxes, list) or not all(isinstance(b, list) and len(b) == 4 for b in boxes):
+        raise ValueError(f"--boxes: each box is 4 numbers x0,y0,x1,y1, got {text!r}")
+    return boxes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flip name-faces", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("image", help="the photo (a path)")
+    p.add_argument("--caption", required=True, help="its caption; the names are found in it")
+    p.add_argument("--names", help="the names, comma-separated, instead of finding them in the caption")
+    p.add_argument("--ner-model", help="a transformers token-classification model (path) to find the names")
+    p.add_argument("--boxes", help="face boxes 'x0,y0,x1,y1;...' (pixels) instead of detecting them")
+    p.add_argument("--detector", default="mtcnn", choices=["mtcnn", "haar"], help="face detector (default: mtcnn)")
+    p.add_argument("--model", default=None, help="FLIP model name or path (default: the embedded default)")
+    p.add_argument("--heads", help="SECLA heads checkpoint from `flip name-faces-train` (default: untrained baseline)")
+    p.add_argument("--threshold", type=float, default=0.0, help="lowest similarity that names a face (default: 0)")
+    p.add_argument("--margin", type=float, default=0.0, help="grow each face box by this fraction before embedding")
+    p.add_argument("--json", action="store_true", help="print one JSON object {path, faces: [{box, name, score}]}")
+    p.add_argument("--draw", help="write the image with boxes and names drawn to this path")
+    return p
+
+
+def draw(image, faces, path: str) -> None:
+    from PIL import ImageDraw
+
+    canvas = image.copy()
+    pen = ImageDraw.Draw(canvas)
+    for face in faces:
+        colour = (40, 200, 60) if face.name else (220, 60, 40)
+        pen.rectangle(face.box, outline=colour, width=max(1, canvas.width // 200))
+        pen.text((face.box[0] + 2, face.box[3] + 2), face.name or "(no name)", fill=colour)
+    canvas.save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from flip.hub import load
+        from flip.naming.detect import build_detector
+        from flip.naming.names import ModelNameExtractor, RuleNameExtractor
+        from flip.naming.pipeline import FaceNamer, load_heads
+        from flip.processor import load_image
+
+        image = load_image(args.image)
+        boxes = parse_boxes(args.boxes) if args.boxes else None
+        names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
+        extractor = ModelNameExtractor(args.ner_model) if args.ner_model else RuleNameExtractor()
+        heads = load_heads(args.heads) if args.heads else None
+        model, processor = load(args.model)
+        namer = FaceNamer(model, processor, None if boxes is not None else build_detector(args.detector),
+                          extractor, heads=heads, threshold=args.threshold, margin=args.margin)
+        faces = namer(image, args.caption, boxes=boxes, names=names)
+        if args.draw:
+            draw(image, faces, args.draw)
+    except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
+        print(f"flip name-faces: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"path": args.image, "faces": [f.to_dict() for f in faces]}))
+    else:
+        if not faces:
+            print(f"{args.image}: no faces found")
+        for face in faces:
+            box = ", ".join(f"{v:.0f}" for v in face.box)
+            score = "" if face.score is None else f"  {face.score:.3f}"
+            print(f"[{box}]  {face.name or '(no name)'}{score}")
+    return 0

@@ -1,0 +1,103 @@
+"""`flip name-faces` end to end on a tiny random model and a synthetic group scene with its boxes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from flip.cli import COMMANDS
+from flip.cli.name_faces import main, parse_boxes
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from conftest import tiny_config
+    from flip.hub import save
+    from flip.model import FLIPModel
+    from flip.processor import FLIPProcessor
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config()).eval()
+    processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=16)
+    return str(save(model, processor, tmp_path_factory.mktemp("ckpt") / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    from flip.data.synthetic.world import SynthConfig, generate
+
+    record = next(generate(SynthConfig(kind="scenes", n=1, size=96, seed=3, split_fractions={"train": 1}), "train"))
+    path = tmp_path_factory.mktemp("scene") / "scene.png"
+    record.image.save(path)
+    return path, record
+
+
+def boxes_arg(record) -> str:
+    return ";".join(",".join(str(v) for v in f["box"]) for f in record.faces)
+
+
+def test_registered():
+    assert COMMANDS["name-faces"][0] == "name_faces"
+
+
+def test_json_names_each_given_face_once(checkpoint, scene, capsys, tmp_path):
+    path, record = scene
+    drawn = tmp_path / "named.png"
+    rc = main([str(path), "--caption", record.caption, "--boxes", boxes_arg(record), "--model", checkpoint,
+               "--json", "--threshold", "-1", "--draw", str(drawn)])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["path"] == str(path)
+    assert [f["box"] for f in out["faces"]] == [f["box"] for f in record.faces]
+    named = [f["name"] for f in out["faces"] if f["name"] is not None]
+    # threshold -1: every face is named while names last, each name at most once
+    assert len(named) == min(len(record.faces), len(record.names)) and len(set(named)) == len(named)
+    assert set(named) <= set(record.names)
+    assert all(-1 <= f["score"] <= 1 for f in out["faces"])
+    assert Image.open(drawn).size == (96, 96)
+
+
+def test_high_threshold_names_nobody_and_text_output(checkpoint, scene, capsys):
+    path, record = scene
+    rc = main([str(path), "--caption", record.caption, "--boxes", boxes_arg(record), "--model", checkpoint,
+               "--threshold", "1.01"])
+    lines = capsys.readouterr().out.splitlines()
+    assert rc == 0 and len(lines) == len(record.faces) and all("(no name)" in line for line in lines)
+
+
+def test_names_given_explicitly(checkpoint, scene, capsys):
+    path, record = scene
+    rc = main([str(path), "--caption", "no names here", "--names", "Ana Silva", "--boxes", boxes_arg(record),
+               "--model", checkpoint, "--json", "--threshold", "-1"])
+    faces = json.loads(capsys.readouterr().out)["faces"]
+    assert rc == 0 and [f["name"] for f in faces].count("Ana Silva") == 1
+
+
+def test_detector_path_runs(checkpoint, scene, capsys):
+    path, record = scene
+    rc = main([str(path), "--caption", record.caption, "--detector", "haar", "--model", checkpoint, "--json"])
+    assert rc == 0 and isinstance(json.loads(capsys.readouterr().out)["faces"], list)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--boxes", "1,2,3"], "--boxes: each box is 4 numbers"),
+    (["--boxes", "1,2,x,4"], "--boxes: expected"),
+    (["--boxes", "500,500,600,600"], "outside the 96x96 image"),
+    (["--heads", "/nonexistent/heads.pt"], "no checkpoint at"),
+])
+def test_bad_input_is_one_clear_error(checkpoint, scene, capsys, extra, message):
+    path, record = scene
+    rc = main([str(path), "--caption", record.caption, "--model", checkpoint, *extra])
+    assert rc == 2 and message in capsys.readouterr().err
+
+
+def test_missing_image(checkpoint, capsys, tmp_path):
+    rc = main([str(tmp_path / "nope.png"), "--caption", "Ana Silva.", "--model", checkpoint])
+    assert rc == 2 and "image file not found" in capsys.readouterr().err
+
+
+def test_parse_boxes_forms():
+    assert parse_boxes("1,2,3,4; 5,6,7,8") == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    assert parse_boxes("[[1, 2, 3, 4]]") == [[1, 2, 3, 4]]
