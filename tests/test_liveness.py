@@ -101,7 +101,7 @@ def test_probe_separates_linearly_separable_categories():
     centres = torch.eye(3, 8) * 4
     labels = ["live", "print", "replay"] * 10
     x = torch.stack([centres[["live", "print", "replay"].index(c)] for c in labels]) + 0.3 * torch.randn(30, 8, generator=g)
-    probe = LivenessProbe.fit(x, labels)
+    probe = LivenessProbe.fit(x, labels, weight_decay=1e-2)
     assert probe.classes == ("live", "print", "replay")
     r = probe.predict(x)
     assert r.method == "probe"
@@ -300,3 +300,19 @@ def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(ch
     assert rows["3d_mask"]["zeroshot"] == pytest.approx(expected.apcer["3d_mask"])
     assert rows["live"]["zeroshot"] == pytest.approx(expected.bpcer)
     assert "| **acer** |" in (out / "liveness.md").read_text()
+
+
+def test_eval_task_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys):
+    from eval.tasks.liveness import main
+
+    data = _write_antispoof(tmp_path / "spoof" / "train", 2, {"printed_photo": 2})
+    _write_antispoof(tmp_path / "spoof" / "val", 2, {"face_swap": 2})  # only live once face_swap is held out
+    _write_antispoof(tmp_path / "spoof" / "test", 2, {"face_swap": 2})
+    args = ["--model", checkpoint, "--data", str(data.parent), "--dataset", "antispoof", "--methods", "zeroshot",
+            "--out", str(tmp_path / "out"), "--workers", "0"]
+    assert main(args) == 2
+    assert "only live" in capsys.readouterr().err
+    assert main([*args[:1], str(tmp_path / "nothing"), *args[2:]]) == 2
+    assert "nothing" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--run.max_steps", "1"])  # an override without --finetune-config

@@ -177,6 +177,33 @@ def format_table(rows: list[dict], summaries: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def run(args, overrides: list[str]) -> tuple[dict, dict, str]:
+    """Load the splits and the model(s) and score every method: (scores, labels, device)."""
+    from flip.hub import load
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    splits = {
+        "train": load_examples(args.data, args.train_split, args.dataset, args.limit, exclude=args.unseen),
+        "dev": load_examples(args.data, args.dev_split, args.dataset, args.limit, exclude=args.unseen),
+        "test": load_examples(args.data, args.test_split, args.dataset, args.limit),
+    }
+    labels = {s: lab for s, (_, lab) in splits.items()}
+    held_out = {s: v for s, v in splits.items() if s != "train"}
+    model, processor = load(args.model, device=device)
+    scores = {}
+    for m in args.methods:
+        if m == "finetuned":
+            path = args.finetuned or finetune(args.finetune_config, args.data, args.train_split, args.unseen,
+                                              Path(args.out) / "finetune", args.dataset, overrides)
+            ft_model, ft_processor = load(str(path), device=device)
+            scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", args.prompts,
+                                batch_size=args.batch_size, num_workers=args.workers)
+        else:
+            scores[m] = predict(model, processor, splits if m == "probe" else held_out, m, args.prompts,
+                                batch_size=args.batch_size, num_workers=args.workers)
+    return scores, labels, device
+
+
 # -- command ----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m eval.tasks.liveness", description=__doc__.splitlines()[0],
@@ -202,31 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     if "finetuned" in args.methods and not (args.finetuned or args.finetune_config):
         p.error("the finetuned method needs --finetuned DIR or --finetune-config YAML (or drop it from --methods)")
 
-    from flip.hub import load
+    if overrides and not args.finetune_config:
+        p.error(f"unrecognized arguments: {' '.join(overrides)} (--section.key overrides go with --finetune-config)")
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        scores, labels, device = run(args, overrides)
+        rows, summaries = evaluate_liveness(scores, labels, args.unseen, target_bpcer=args.target_bpcer)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        print(f"eval.tasks.liveness: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    splits = {
-        "train": load_examples(args.data, args.train_split, args.dataset, args.limit, exclude=args.unseen),
-        "dev": load_examples(args.data, args.dev_split, args.dataset, args.limit, exclude=args.unseen),
-        "test": load_examples(args.data, args.test_split, args.dataset, args.limit),
-    }
-    labels = {s: lab for s, (_, lab) in splits.items()}
-    held_out = {s: v for s, v in splits.items() if s != "train"}
-    model, processor = load(args.model, device=device)
-    scores = {}
-    for m in args.methods:
-        if m == "finetuned":
-            path = args.finetuned or finetune(args.finetune_config, args.data, args.train_split, args.unseen,
-                                              out / "finetune", args.dataset, overrides)
-            ft_model, ft_processor = load(str(path), device=device)
-            scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", args.prompts,
-                                batch_size=args.batch_size, num_workers=args.workers)
-        else:
-            scores[m] = predict(model, processor, splits if m == "probe" else held_out, m, args.prompts,
-                                batch_size=args.batch_size, num_workers=args.workers)
-    rows, summaries = evaluate_liveness(scores, labels, args.unseen, target_bpcer=args.target_bpcer)
     table = format_table(rows, summaries)
     print(table)
     config = {**vars(args), "overrides": overrides, "device": device,
