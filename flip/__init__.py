@@ -25,6 +25,7 @@ _PUBLIC = {
     "save": "flip.hub",
     "push_to_hub": "flip.hub",
     "FLIPClassifier": "flip.zeroshot",
+    "LivenessClassifier": "flip.liveness",
     "load_prompts": "flip.prompts",
     "FaceRecord": "flip.data.records",
     "read_dataset": "flip.data.formats",

@@ -26,6 +26,12 @@ from flip.liveness import (
 from flip.prompts import PromptSet, load_prompts
 
 
+def test_public_api_exports_the_classifier():
+    import flip
+
+    assert flip.LivenessClassifier is LivenessClassifier and "LivenessClassifier" in flip.__all__
+
+
 def test_shipped_prompts_have_live_and_the_eight_attacks():
     p = load_prompts("liveness")
     assert set(p.classes) == {"live", *ATTACKS}
