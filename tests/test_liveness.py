@@ -210,16 +210,19 @@ def test_liveness_command_calibrates_on_dev_and_writes_json(checkpoint, images, 
     from flip.liveness import calibrate
 
     dev = _write_antispoof(tmp_path / "dev", 3, {"printed_photo": 2, "screen_replay": 2})
+    (dev / "live" / "broken.png").write_bytes(b"\x89PNG not really")
     assert flip_main(["liveness", str(images), "--model", checkpoint, "--calibrate", str(dev), "--json",
                       "--workers", "0"]) == 0
     out, err = capsys.readouterr()
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["path"].split("/")[-1] for line in lines] == ["a.png", "b.jpg"]
     model, processor = load(checkpoint)
-    expected, _ = calibrate(LivenessClassifier(model, processor), load_records(dev), num_workers=0)
+    expected, failed = calibrate(LivenessClassifier(model, processor), load_records(dev, check_images=False),
+                                 num_workers=0)
+    assert [name.split("/")[-1] for name, _ in failed] == ["broken.png"]
     assert all(line["threshold"] == pytest.approx(expected) for line in lines)
     assert all(line["decision"] == ("live" if line["live_score"] >= expected else "attack") for line in lines)
-    assert "broken.png" in err and "skipped 1" in err
+    assert "skipped (dev)" in err and "broken.png" in err and "skipped 1" in err
 
 
 def test_liveness_command_bad_input(checkpoint, images, tmp_path, capsys):
