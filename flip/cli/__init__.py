@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("probe", "linear probe on frozen image embeddings per attribute, against zero-shot by description"),
     "data": ("data", "generate datasets: `flip data synth` writes the synthetic face world (captions, spoof, scenes, qa)"),
     "name-faces": ("name_faces", "label each face of a photo with a name from its caption, or no name (SECLA)"),
+    "name-faces-train": ("name_faces_train", "learn SECLA / SECLA-B face-naming heads from image-caption pairs alone"),
     "liveness": ("liveness", "live person or presentation attack (and which attack), from text prompts (CLIPC8)"),
     "liveness-train": ("liveness_train", "fine-tune a checkpoint for liveness on (image, category description) pairs"),
 }

@@ -1,0 +1,69 @@
+"""`flip name-faces-train`: learn SECLA / SECLA-B heads that name faces, from image-caption pairs alone.
+
+    flip name-faces-train --config finetune/configs/naming_secla.yaml --data runs/scenes --model runs/flip
+    flip name-faces scene.png --caption "..." --model runs/flip --heads runs/name-faces/heads.pt
+
+The config is one flat YAML mapping (flip.naming.train.NameFacesTrainConfig); `--key value`
+overrides any field. Writes `heads.pt` and the resolved `config.yaml` to `output_dir`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flip name-faces-train", allow_abbrev=False,
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="YAML file with NameFacesTrainConfig fields")
+    args, overrides = parser.parse_known_args(argv)
+
+    import yaml
+
+    from flip.train.config import from_dict, merge, parse_overrides
+
+    try:
+        data = {}
+        if args.config:
+            path = Path(args.config)
+            if not path.is_file():
+                raise FileNotFoundError(f"no config file {path}")
+            data = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(data, dict):
+                raise ValueError(f"{path}: the config must be a mapping")
+        from flip.naming.train import NameFacesTrainConfig
+
+        config = from_dict(NameFacesTrainConfig, merge(data, parse_overrides(overrides)))
+        if not config.data:
+            raise ValueError("data: give the scenes dataset (--data PATH)")
+    except yaml.YAMLError as err:
+        print(f"flip name-faces-train: {args.config}: not valid YAML ({err})", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, TypeError) as err:
+        print(f"flip name-faces-train: {err}", file=sys.stderr)
+        return 2
+
+    from itertools import islice
+
+    from flip.data.formats import read_dataset
+    from flip.hub import load
+    from flip.naming.train import featurize, save_heads, train_heads
+
+    try:
+        model, processor = load(config.model)
+        records = islice(read_dataset(config.data, split=config.split), config.max_records)
+        pairs = featurize(records, model, processor, config.margin)
+        print(f"flip name-faces-train: {len(pairs)} pairs with faces and names", file=sys.stderr)
+        heads = train_heads(config, pairs, log=lambda step, loss: print(f"step {step}  loss {loss:.4f}",
+                                                                        file=sys.stderr))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"flip name-faces-train: {err}", file=sys.stderr)
+        return 2
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    path = save_heads(heads, out / "heads.pt", {"train_config": config.to_dict()})
+    print(f"flip name-faces-train: heads in {path}", file=sys.stderr)
+    return 0

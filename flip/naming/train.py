@@ -1,0 +1,215 @@
+"""Training SECLA / SECLA-B heads over a corpus of image-caption pairs (`flip name-faces-train`).
+
+Design choices:
+- Features are computed once (`featurize`): the towers are frozen, so every step after that only
+  runs the small heads on cached tensors, which is what makes this a CPU job.
+- Faces come from the records' boxes (the synthetic scenes carry them; a user's corpus may run a
+  detector first); names come from the caption by `RuleNameExtractor`, never from the face
+  labels: training sees only which names a caption mentions (weak supervision).
+- SECLA: `steps` steps of `secla_loss` on random batches of pairs.
+  SECLA-B: `stage1_steps` on the easy pairs only (one face, one name), then the rest of the steps
+  on all pairs, with `prototype_weight` x `prototype_loss` towards the prototypes (mean projected
+  face per name) of the faces the stage-1 heads label (bootstrapping: the pairs learned so far).
+- The result is one atomic checkpoint (`heads.pt`, flip.train.checkpoint's format, kind
+  `flip-secla-heads`) plus the resolved config (`config.yaml`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from flip.naming.align import assign_names
+from flip.naming.names import RuleNameExtractor
+from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, embed_faces, embed_names, face_prototypes,
+                               prototype_loss, secla_loss, secla_scores)
+
+__all__ = ["NameFacesTrainConfig", "PairFeatures", "featurize", "pad_batch", "build_heads", "train_heads", "label_pairs",
+           "save_heads"]
+
+METHODS = ("secla", "secla-b")
+
+
+@dataclass
+class NameFacesTrainConfig:
+    """`flip name-faces-train`'s config: one flat section, every field overridable as `--key value`."""
+
+    data: str = ""  # a scenes dataset (any format `flip.data.read_dataset` reads): records with faces and captions
+    split: str | None = "train"  # the split to read (None: the path holds one split)
+    model: str | None = None  # FLIP model name or path for the frozen features (None: the embedded default)
+    output_dir: str = "runs/name-faces"  # heads.pt and config.yaml go here
+    method: str = "secla"  # secla | secla-b
+    names: str = "text"  # text: names through the text tower; table: a learned embedding per name
+    steps: int = 300  # optimisation steps in all (SECLA-B: both stages)
+    stage1_steps: int = 100  # SECLA-B: steps on the easy pairs before the rest join
+    batch_size: int = 32  # pairs per step
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    heads: dict = field(default_factory=lambda: {"dim": 128, "hidden": 256})  # SECLAConfig fields (dim, hidden, temperature, symmetry_weight, prototype_weight)
+    margin: float = 0.0  # grow face boxes by this fraction before cropping
+    max_records: int | None = None  # read at most this many records (None: all)
+    seed: int = 0  # batch order and head initialisation
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r}: expected one of {list(METHODS)}")
+        if self.names not in ("text", "table"):
+            raise ValueError(f"names={self.names!r}: expected 'text' or 'table'")
+        for key in ("steps", "batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"{key}={getattr(self, key)}: expected at least 1")
+        if self.method == "secla-b" and not 0 <= self.stage1_steps < self.steps:
+            raise ValueError(f"stage1_steps={self.stage1_steps}: expected 0 <= stage1_steps < steps ({self.steps})")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr}: expected > 0")
+        unknown = set(self.heads) - {"dim", "hidden", "temperature", "symmetry_weight", "prototype_weight"}
+        if unknown:
+            raise ValueError(f"heads: unknown key(s) {sorted(unknown)}")
+        if self.max_records is not None and self.max_records < 1:
+            raise ValueError(f"max_records={self.max_records}: expected at least 1 or null")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PairFeatures:
+    """One image-caption pair, featurised: frozen face features (F, D), the caption's names and
+    their frozen text features (N, D); `face_names` is the truth, kept for evaluation only."""
+
+    faces: torch.Tensor
+    names: list[str]
+    name_features: torch.Tensor
+    face_names: list[str | None] = field(default_factory=list)
+
+
+def featurize(records, model, processor, margin: float = 0.0, extractor=None) -> list[PairFeatures]:
+    """Frozen features of every record that has at least one face box and one name in its caption."""
+    from flip.data.formats import decode_image
+
+    extractor = extractor or RuleNameExtractor()
+    pairs = []
+    for record in records:
+        faces = record.faces or []
+        names = extractor(record.caption or "")
+        if not faces or not names:
+            continue
+        image = decode_image(record.image)
+        pairs.append(PairFeatures(embed_faces(model, processor, image, [f["box"] for f in faces], margin),
+                                  names, embed_names(model, processor, names), [f.get("name") for f in faces]))
+    return pairs
+
+
+def pad_batch(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_i, D) tensors -> padded (B, max L, D) and a (B, max L) mask."""
+    longest = max(len(t) for t in tensors)
+    out = torch.zeros(len(tensors), longest, tensors[0].shape[1])
+    mask = torch.zeros(len(tensors), longest, dtype=torch.bool)
+    for i, t in enumerate(tensors):
+        out[i, : len(t)] = t
+        mask[i, : len(t)] = True
+    return out, mask
+
+
+def _name_embeds(heads: SECLAHeads, pair: PairFeatures) -> torch.Tensor:
+    return heads.names(pair.name_features) if heads.name_head is not None else heads.names(names=pair.names)
+
+
+def _batch_loss(heads: SECLAHeads, batch: list[PairFeatures]) -> torch.Tensor:
+    faces, face_mask = pad_batch([heads.faces(p.faces) for p in batch])
+    names, name_mask = pad_batch([_name_embeds(heads, p) for p in batch])
+    scores = secla_scores(faces, face_mask, names, name_mask, heads.noname)
+    return secla_loss(scores, heads.config.temperature, heads.config.symmetry_weight)
+
+
+@torch.no_grad()
+def label_pairs(heads: SECLAHeads, pairs: list[PairFeatures], threshold: float = -1.0) -> list[list[str | None]]:
+    """Each pair's faces labelled by the heads: Hungarian matching, a face's NONAME similarity (or
+    `threshold`, when higher) as its bar for taking a name."""
+    out = []
+    for pair in pairs:
+        faces = F.normalize(heads.faces(pair.faces), dim=-1)
+        names = F.normalize(_name_embeds(heads, pair), dim=-1)
+        bar = torch.clamp(faces @ F.normalize(heads.noname, dim=-1), min=threshold)
+        labels = assign_names(faces @ names.t(), bar)
+        out.append([None if lab.name is None else pair.names[lab.name] for lab in labels])
+    return out
+
+
+def build_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures]) -> SECLAHeads:
+    face_dim, name_dim = pairs[0].faces.shape[1], pairs[0].name_features.shape[1]
+    table = sorted({n for p in pairs for n in p.names}) if config.names == "table" else []
+    return SECLAHeads(SECLAConfig(face_dim=face_dim, name_dim=name_dim, name_table=table, **config.heads))
+
+
+def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=None) -> SECLAHeads:
+    """Train SECLA (or SECLA-B) heads on featurised pairs; `log(step, loss)` is called now and then."""
+    if len(pairs) < 2:
+        raise ValueError(f"{config.data or 'pairs'}: need at least 2 pairs with faces and names, found {len(pairs)}")
+    torch.manual_seed(config.seed)
+    heads = build_heads(config, pairs)
+    optimizer = torch.optim.AdamW(heads.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    pool = list(range(len(pairs)))
+    stage1 = config.stage1_steps if config.method == "secla-b" else 0
+    if stage1:
+        pool = easy_pairs([len(p.faces) for p in pairs], [len(p.names) for p in pairs])
+        if len(pool) < 2:
+            raise ValueError(f"method=secla-b: stage 1 needs at least 2 easy pairs (one face, one name), "
+                             f"found {len(pool)}")
+    memory = None
+    for step in range(config.steps):
+        if step == stage1 and stage1:
+            pool, memory = list(range(len(pairs))), _memory(heads, pairs)
+        chosen = torch.randperm(len(pool), generator=generator)[: config.batch_size]
+        heads.train()
+        loss = _batch_loss(heads, [pairs[pool[i]] for i in chosen])
+        if memory is not None:
+            names, prototypes = memory
+            embeds = heads.names(names=names) if heads.name_head is None else heads.names(
+                torch.stack([_text_of(pairs, n) for n in names]))
+            loss = loss + heads.config.prototype_weight * prototype_loss(embeds, prototypes, heads.config.temperature)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if log is not None and (step % 50 == 0 or step == config.steps - 1):
+            log(step, loss.item())
+    return heads.eval()
+
+
+def _text_of(pairs: list[PairFeatures], name: str) -> torch.Tensor:
+    for pair in pairs:
+        if name in pair.names:
+            return pair.name_features[pair.names.index(name)]
+    raise KeyError(name)
+
+
+@torch.no_grad()
+def _memory(heads: SECLAHeads, pairs: list[PairFeatures]) -> tuple[list[str], torch.Tensor] | None:
+    """The stage-1 heads' labelling of every pair -> (known names, their face prototypes)."""
+    labels = label_pairs(heads.eval(), pairs)
+    faces, names = [], []
+    for pair, labelled in zip(pairs, labels):
+        for f, name in enumerate(labelled):
+            if name is not None:
+                faces.append(heads.faces(pair.faces[f]))
+                names.append(name)
+    if not names:
+        return None
+    known = sorted(set(names))
+    index = torch.tensor([known.index(n) for n in names])
+    prototypes, _ = face_prototypes(torch.stack(faces), index, len(known))
+    return known, prototypes
+
+
+def save_heads(heads: SECLAHeads, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Atomic checkpoint that `flip.naming.pipeline.load_heads` reads."""
+    from flip.naming.pipeline import HEADS_FORMAT
+    from flip.train.checkpoint import save_checkpoint
+
+    return save_checkpoint({"kind": HEADS_FORMAT, "config": heads.config.to_dict(), "heads": heads.state_dict(),
+                            **(extra or {})}, path)
