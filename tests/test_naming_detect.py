@@ -88,3 +88,24 @@ def test_crop_and_align():
     after = np.asarray(align_face(tilted, Box(0, 0, 41, 41, landmarks=((10, 10), (30, 30), (20, 20), (0, 0), (0, 0)))))
     assert (before > 200).sum() == 3
     assert after[20, 12:29, 0].min() > 200
+
+
+@pytest.fixture(scope="module")
+def hopper():
+    """A real photograph: Grace Hopper's US Navy portrait (public domain), shipped by matplotlib."""
+    cbook = pytest.importorskip("matplotlib.cbook")
+    return Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+
+
+@pytest.mark.parametrize("name", ["haar", "mtcnn"])
+def test_real_photo_face_count(hopper, name):
+    detector = build_detector(name)
+    (single,) = detector.detect(hopper)
+    assert 120 < single.x1 - single.x0 < 280 and single.x0 < hopper.width / 2 < single.x1
+    two_up = Image.new("RGB", (2 * hopper.width, hopper.height))
+    two_up.paste(hopper, (0, 0))
+    two_up.paste(hopper.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (hopper.width, 0))
+    boxes = detector.detect(two_up)
+    assert len(boxes) == 2 and boxes[0].x1 < hopper.width < boxes[1].x0
+    if name == "mtcnn":
+        assert align_face(hopper, single).size == crop_face(hopper, single).size
