@@ -11,8 +11,8 @@ attack category):
   (`liveness_pairs` builds them from spoof records; `flip liveness-train` runs `flip.train` on them,
   full or LoRA). The result is a FLIP checkpoint, used through `LivenessClassifier` like any other.
   In-batch negatives of the same category are false negatives; the paper's recipe accepts that.
-- linear probe (`LivenessProbe`): multinomial logistic regression on frozen image embeddings, the
-  baseline a user tries first.
+- linear probe (`LivenessProbe`): `flip.probe`'s multinomial logistic regression on frozen image
+  embeddings, the baseline a user tries first.
 
 Conventions (shared with `flip.pad`, whose metrics score these results): the live score is a
 probability, higher = more live; an image is live when `live_score >= threshold` (a tie is live).
@@ -29,9 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
-
 from .pad import LIVE
 from .prompts import PromptSet, load_prompts
 
@@ -173,61 +170,34 @@ class LivenessClassifier:
 
 
 # -- linear probe -----------------------------------------------------------------------------------
-class LivenessProbe(nn.Module):
-    """Multinomial logistic regression on frozen, normalised image embeddings: (N, D) -> (N, C) logits."""
+class LivenessProbe:
+    """The linear-probe baseline: `flip.probe`'s logistic regression on frozen image embeddings over
+    the liveness categories, answering as a `LivenessResult` (softmax of its logits)."""
 
-    def __init__(self, classes: Sequence[str], dim: int):
-        super().__init__()
-        classes = tuple(classes)
-        if LIVE not in classes or len(classes) < 2:
-            raise ValueError(f"probe classes need {LIVE!r} and at least one attack, got {list(classes)}")
-        self.classes = classes
-        self.linear = nn.Linear(dim, len(classes))
+    def __init__(self, probe):
+        if LIVE not in probe.classes:
+            raise ValueError(f"a liveness probe needs a {LIVE!r} class, got {list(probe.classes)}")
+        self.probe = probe
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(features.float())
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.probe.classes
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor) -> LivenessResult:
-        return LivenessResult(self.classes, torch.softmax(self(features), dim=-1), "probe")
+        """(N, D) embeddings -> result; categories are those seen in training."""
+        return LivenessResult(self.classes, torch.softmax(self.probe.logits(features.float().cpu()), dim=-1), "probe")
 
     @classmethod
-    def fit(cls, features: torch.Tensor, labels: Sequence[str], classes: Sequence[str] | None = None,
-            weight_decay: float = 1e-4, max_iter: int = 200, seed: int = 0) -> "LivenessProbe":
-        """Fit by full-batch L-BFGS on cross-entropy plus `weight_decay` * ||W||^2 (deterministic).
+    def fit(cls, features: torch.Tensor, labels: Sequence[str], config=None) -> "LivenessProbe":
+        """Fit on (N, D) embeddings and N categories ("live" or an attack); `config`: a
+        `flip.probe.ProbeConfig` (penalty chosen on a validation part, as `flip probe` does)."""
+        from .probe import fit_probe
 
-        classes: the output categories (default: the labels' own, "live" first); labels outside
-        them are an error. A category absent from training keeps a logit the data never raised.
-        """
-        labels = list(labels)
-        if features.ndim != 2 or features.shape[0] != len(labels):
-            raise ValueError(f"features must be (N, D) with N = {len(labels)} labels, got {tuple(features.shape)}")
-        if classes is None:
-            classes = [LIVE, *sorted(set(labels) - {LIVE})]
-        classes = tuple(classes)
-        unknown = sorted(set(labels) - set(classes))
-        if unknown:
-            raise ValueError(f"labels {unknown} are not probe classes {list(classes)}")
         present = set(labels)
         if LIVE not in present or present == {LIVE}:
             raise ValueError("a liveness probe needs live and attack examples to train on")
-        torch.manual_seed(seed)
-        probe = cls(classes, features.shape[1])
-        nn.init.zeros_(probe.linear.weight)
-        nn.init.zeros_(probe.linear.bias)
-        x = features.detach().float()
-        y = torch.tensor([classes.index(label) for label in labels])
-        opt = torch.optim.LBFGS(probe.parameters(), lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
-
-        def closure():
-            opt.zero_grad()
-            loss = F.cross_entropy(probe(x), y) + weight_decay * probe.linear.weight.pow(2).sum()
-            loss.backward()
-            return loss
-
-        with torch.enable_grad():
-            opt.step(closure)
-        return probe.eval()
+        return cls(fit_probe(features.float().cpu(), list(labels), config))
 
 
 # -- fine-tuning pairs ------------------------------------------------------------------------------
