@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from .pad import LIVE
 from .prompts import PromptSet, load_prompts
 

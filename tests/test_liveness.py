@@ -92,7 +92,8 @@ def test_zero_shot_live_score_is_the_softmax_mass_on_live_at_the_model_temperatu
     assert r.attacks == ["print", "print", "replay"]  # image 0's best attack: print and replay tie, first wins
     assert r.is_live(0.5) == [True, False, False]
     rec = r.record(0, threshold=0.99999)
-    assert rec["decision"] == "attack" and rec["attack"] == "print" and set(rec["scores"]) == {"live", "print", "replay"}
+    assert rec["decision"] == "attack" and rec["attack"] == "print"
+    assert set(rec["scores"]) == {"live", "print", "replay"}
 
 
 def test_a_tie_at_the_threshold_is_live():
@@ -106,7 +107,8 @@ def test_probe_separates_linearly_separable_categories():
     g = torch.Generator().manual_seed(0)
     centres = torch.eye(3, 8) * 4
     labels = ["live", "print", "replay"] * 10
-    x = torch.stack([centres[["live", "print", "replay"].index(c)] for c in labels]) + 0.3 * torch.randn(30, 8, generator=g)
+    x = torch.stack([centres[["live", "print", "replay"].index(c)] for c in labels])
+    x = x + 0.3 * torch.randn(30, 8, generator=g)
     probe = LivenessProbe.fit(x, labels)
     assert probe.classes == ("live", "print", "replay")
     r = probe.predict(x)

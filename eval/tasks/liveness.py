@@ -172,7 +172,8 @@ def format_table(rows: list[dict], summaries: dict[str, dict]) -> str:
         cells = []
         for m in methods:
             v = summaries[m].get(key)
-            cells.append("-" if v is None else f"{v:.3f}" if key in ("auc", "auc_unseen", "threshold") else f"{100 * v:.1f}")
+            as_is = key in ("auc", "auc_unseen", "threshold")
+            cells.append("-" if v is None else f"{v:.3f}" if as_is else f"{100 * v:.1f}")
         lines.append(f"| **{key}** | | | | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

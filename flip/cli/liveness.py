@@ -22,13 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flip liveness", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]), allow_abbrev=False)
-    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIR", help="image files and/or folders (searched recursively)")
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIR",
+                   help="image files and/or folders (searched recursively)")
     p.add_argument("--model", default=None, help="model name, Hub id, directory or file (default: the embedded model)")
     p.add_argument("--prompts", default="liveness", help="liveness prompt file: task name or path (default: liveness)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--threshold", type=float, default=None,
                      help="live when the live score >= this (default: 0.5 unless --calibrate)")
-    how.add_argument("--calibrate", default=None, metavar="DEV_DIR", help="choose the threshold on this labelled dev set")
+    how.add_argument("--calibrate", default=None, metavar="DEV_DIR",
+                     help="choose the threshold on this labelled dev set")
     p.add_argument("--dataset", default="auto", help="--calibrate's layout (a flip.data.loaders name; default: auto)")
     p.add_argument("--target-bpcer", type=float, default=None,
                    help="with --calibrate: the highest threshold whose dev BPCER is at most this (default: at the EER)")

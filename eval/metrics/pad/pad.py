@@ -39,7 +39,8 @@ class PAD(evaluate.Metric):
             description=_DESCRIPTION,
             citation="ISO/IEC 30107-3:2017, Biometric presentation attack detection, Part 3: testing and reporting",
             inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("string")}),
+            features=datasets.Features({"predictions": datasets.Value("float64"),
+                                        "references": datasets.Value("string")}),
         )
 
     def _compute(self, predictions, references, threshold=None, dev_predictions=None, dev_references=None,
