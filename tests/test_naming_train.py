@@ -67,10 +67,25 @@ def test_secla_b_needs_easy_pairs():
     (dict(steps=0), "steps=0"),
     (dict(method="secla-b", steps=10, stage1_steps=10), "stage1_steps=10"),
     (dict(heads={"depth": 3}), "heads: unknown key"),
+    (dict(save_every=-1), "save_every=-1"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         NameFacesTrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize("method", ["secla", "secla-b"])
+def test_resume_gives_the_uninterrupted_result(one_thread, tmp_path, method):
+    pairs = corpus(n_pairs=20)
+    base = dict(method=method, steps=8, stage1_steps=3, batch_size=4, heads={"dim": 8, "hidden": 8}, save_every=5)
+    straight = train_heads(NameFacesTrainConfig(**base), pairs)
+    first = NameFacesTrainConfig(**{**base, "steps": 8})
+    train_heads(first, pairs, checkpoint_dir=tmp_path)  # writes checkpoint-last.pt at step 5
+    resumed = train_heads(NameFacesTrainConfig(**base, resume="auto"), pairs, checkpoint_dir=tmp_path)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train_heads(NameFacesTrainConfig(**base, resume=str(tmp_path / "missing.pt")), pairs, checkpoint_dir=tmp_path)
 
 
 def test_pad_batch():

@@ -4,7 +4,8 @@
     flip name-faces scene.png --caption "..." --model runs/flip --heads runs/name-faces/heads.pt
 
 The config is one flat YAML mapping (flip.naming.train.NameFacesTrainConfig); `--key value`
-overrides any field. Writes `heads.pt` and the resolved `config.yaml` to `output_dir`.
+overrides any field. Writes `heads.pt` and the resolved `config.yaml` to `output_dir`, and
+`checkpoint-last.pt` every `save_every` steps (`--resume auto` continues from it).
 """
 
 from __future__ import annotations
@@ -56,14 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         records = islice(read_dataset(config.data, split=config.split), config.max_records)
         pairs = featurize(records, model, processor, config.margin)
         print(f"flip name-faces-train: {len(pairs)} pairs with faces and names", file=sys.stderr)
-        heads = train_heads(config, pairs, log=lambda step, loss: print(f"step {step}  loss {loss:.4f}",
-                                                                        file=sys.stderr))
+        out = Path(config.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        heads = train_heads(config, pairs, checkpoint_dir=out,
+                            log=lambda step, loss: print(f"step {step}  loss {loss:.4f}", file=sys.stderr))
     except (ValueError, FileNotFoundError) as err:
         print(f"flip name-faces-train: {err}", file=sys.stderr)
         return 2
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     path = save_heads(heads, out / "heads.pt", {"train_config": config.to_dict()})
     print(f"flip name-faces-train: heads in {path}", file=sys.stderr)
     return 0

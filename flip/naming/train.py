@@ -11,7 +11,10 @@ Design choices:
   on all pairs, with `prototype_weight` x `prototype_loss` towards the prototypes (mean projected
   face per name) of the faces the stage-1 heads label (bootstrapping: the pairs learned so far).
 - The result is one atomic checkpoint (`heads.pt`, flip.train.checkpoint's format, kind
-  `flip-secla-heads`) plus the resolved config (`config.yaml`).
+  `flip-secla-heads`) plus the resolved config (`config.yaml`). While training,
+  `checkpoint-last.pt` (heads, optimiser, step, batch-order generator, SECLA-B's memory) is
+  rewritten every `save_every` steps; `resume` continues from it to the same result as an
+  uninterrupted run.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class NameFacesTrainConfig:
     margin: float = 0.0  # grow face boxes by this fraction before cropping
     max_records: int | None = None  # read at most this many records (None: all)
     seed: int = 0  # batch order and head initialisation
+    save_every: int = 100  # write checkpoint-last.pt every this many steps (0: only at the end)
+    resume: str | None = None  # "auto" (output_dir's last checkpoint, if any) or a checkpoint path
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -69,6 +74,8 @@ class NameFacesTrainConfig:
         unknown = set(self.heads) - {"dim", "hidden", "temperature", "symmetry_weight", "prototype_weight"}
         if unknown:
             raise ValueError(f"heads: unknown key(s) {sorted(unknown)}")
+        if self.save_every < 0:
+            raise ValueError(f"save_every={self.save_every}: expected >= 0")
         if self.max_records is not None and self.max_records < 1:
             raise ValueError(f"max_records={self.max_records}: expected at least 1 or null")
 
@@ -146,25 +153,38 @@ def build_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures]) -> SECL
     return SECLAHeads(SECLAConfig(face_dim=face_dim, name_dim=name_dim, name_table=table, **config.heads))
 
 
-def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=None) -> SECLAHeads:
-    """Train SECLA (or SECLA-B) heads on featurised pairs; `log(step, loss)` is called now and then."""
+def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=None,
+                checkpoint_dir: str | os.PathLike | None = None) -> SECLAHeads:
+    """Train SECLA (or SECLA-B) heads on featurised pairs; `log(step, loss)` is called now and then.
+
+    With `checkpoint_dir`, `checkpoint-last.pt` is written there every `config.save_every` steps
+    and `config.resume` is honoured.
+    """
+    from flip.train.checkpoint import LAST, find_resume, load_checkpoint
+
     if len(pairs) < 2:
         raise ValueError(f"{config.data or 'pairs'}: need at least 2 pairs with faces and names, found {len(pairs)}")
     torch.manual_seed(config.seed)
     heads = build_heads(config, pairs)
     optimizer = torch.optim.AdamW(heads.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    pool = list(range(len(pairs)))
     stage1 = config.stage1_steps if config.method == "secla-b" else 0
-    if stage1:
-        pool = easy_pairs([len(p.faces) for p in pairs], [len(p.names) for p in pairs])
-        if len(pool) < 2:
-            raise ValueError(f"method=secla-b: stage 1 needs at least 2 easy pairs (one face, one name), "
-                             f"found {len(pool)}")
-    memory = None
-    for step in range(config.steps):
+    easy = easy_pairs([len(p.faces) for p in pairs], [len(p.names) for p in pairs])
+    if stage1 and len(easy) < 2:
+        raise ValueError(f"method=secla-b: stage 1 needs at least 2 easy pairs (one face, one name), found {len(easy)}")
+    memory, start = None, 0
+    resume = find_resume(config.resume, checkpoint_dir) if checkpoint_dir is not None else None
+    if resume is not None:
+        state = load_checkpoint(resume)
+        heads.load_state_dict(state["heads"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        start = int(state["step"])
+        memory = (state["memory"]["names"], state["memory"]["prototypes"]) if state.get("memory") else None
+    for step in range(start, config.steps):
         if step == stage1 and stage1:
-            pool, memory = list(range(len(pairs))), _memory(heads, pairs)
+            memory = _memory(heads, pairs)
+        pool = easy if step < stage1 else range(len(pairs))
         chosen = torch.randperm(len(pool), generator=generator)[: config.batch_size]
         heads.train()
         loss = _batch_loss(heads, [pairs[pool[i]] for i in chosen])
@@ -178,6 +198,10 @@ def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=Non
         optimizer.step()
         if log is not None and (step % 50 == 0 or step == config.steps - 1):
             log(step, loss.item())
+        if checkpoint_dir is not None and config.save_every and (step + 1) % config.save_every == 0:
+            save_heads(heads, Path(checkpoint_dir) / LAST, {
+                "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step + 1,
+                "memory": {"names": memory[0], "prototypes": memory[1]} if memory is not None else None})
     return heads.eval()
 
 
