@@ -121,6 +121,8 @@ def test_command_end_to_end(tmp_path, capsys):
     rc = main(["--config", str(config), "--data", str(tmp_path / "scenes"), "--model", str(model_dir),
                "--output_dir", str(out)])
     assert rc == 0 and (out / "heads.pt").is_file() and "method: secla-b" in (out / "config.yaml").read_text()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"baseline", "secla-b"} and all(0 <= v <= 1 for m in metrics.values() for v in m.values())
     image = next((tmp_path / "scenes").rglob("*.png"))
     capsys.readouterr()
     rc = name_faces([str(image), "--caption", "Ana Silva and Kofi Mensah.", "--boxes", "2,2,20,20;24,2,46,20",
@@ -149,3 +151,25 @@ def test_shipped_configs_parse(name):
     path = Path(__file__).parent.parent / "finetune" / "configs" / name
     config = from_dict(NameFacesTrainConfig, yaml.safe_load(path.read_text()))
     assert config.method == ("secla-b" if "_b" in name else "secla")
+
+
+def test_evaluation_of_baseline_and_trained_heads(one_thread):
+    """Frozen features that already align (face = name feature + noise): the untrained baseline
+    is perfect; random features: it is not, and SECLA fixes that."""
+    from flip.naming.train import evaluate_pairs
+
+    aligned = corpus()
+    for pair in aligned:
+        lookup = dict(zip(pair.names, pair.name_features))
+        for f, name in enumerate(pair.face_names):
+            if name is not None:
+                pair.faces[f] = lookup[name] + 0.01 * torch.randn(len(lookup[name]))
+    scores = evaluate_pairs(None, aligned, threshold=0.9)
+    assert scores["precision"] == 1.0 and scores["recall"] == 1.0
+    pairs = corpus()
+    baseline = evaluate_pairs(None, pairs, threshold=-1.0)
+    heads = train_heads(NameFacesTrainConfig(steps=120, batch_size=16, lr=1e-2, heads={"dim": 16, "hidden": 32}), pairs)
+    trained = evaluate_pairs(heads, pairs)
+    assert trained["f1"] > 0.85 > baseline["f1"]
+    assert set(trained) == {"precision", "recall", "f1", "precision_noname", "recall_noname", "f1_noname"}
+    assert trained["precision_noname"] == trained["recall_noname"] == trained["f1_noname"]

@@ -5,12 +5,15 @@
 
 The config is one flat YAML mapping (flip.naming.train.NameFacesTrainConfig); `--key value`
 overrides any field. Writes `heads.pt` and the resolved `config.yaml` to `output_dir`, and
-`checkpoint-last.pt` every `save_every` steps (`--resume auto` continues from it).
+`checkpoint-last.pt` every `save_every` steps (`--resume auto` continues from it), and when the
+records carry their faces' names, `metrics.json`: face-label precision, recall and F1 on the
+training corpus itself (the paper's transductive setting), for the heads and the untrained baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from flip.data.formats import read_dataset
     from flip.hub import load
-    from flip.naming.train import featurize, save_heads, train_heads
+    from flip.naming.train import evaluate_pairs, featurize, save_heads, train_heads
 
     try:
         model, processor = load(config.model)
@@ -67,4 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = save_heads(heads, out / "heads.pt", {"train_config": config.to_dict()})
     print(f"flip name-faces-train: heads in {path}", file=sys.stderr)
+    if all(p.face_names for p in pairs):  # the corpus knows its faces' names: the transductive figures
+        metrics = {"baseline": evaluate_pairs(None, pairs, threshold=0.0), config.method: evaluate_pairs(heads, pairs)}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        for method, scores in metrics.items():
+            print(f"{method:>9}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), file=sys.stderr)
     return 0

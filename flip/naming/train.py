@@ -32,6 +32,7 @@ from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, embed_faces,
                                prototype_loss, secla_loss, secla_scores)
 
 __all__ = ["NameFacesTrainConfig", "PairFeatures", "featurize", "pad_batch", "build_heads", "train_heads", "label_pairs",
+           "evaluate_pairs",
            "save_heads"]
 
 METHODS = ("secla", "secla-b")
@@ -86,7 +87,8 @@ class NameFacesTrainConfig:
 @dataclass
 class PairFeatures:
     """One image-caption pair, featurised: frozen face features (F, D), the caption's names and
-    their frozen text features (N, D); `face_names` is the truth, kept for evaluation only."""
+    their frozen text features (N, D); `face_names` is the truth when the record has it (else
+    empty), kept for evaluation only."""
 
     faces: torch.Tensor
     names: list[str]
@@ -107,7 +109,8 @@ def featurize(records, model, processor, margin: float = 0.0, extractor=None) ->
             continue
         image = decode_image(record.image)
         pairs.append(PairFeatures(embed_faces(model, processor, image, [f["box"] for f in faces], margin),
-                                  names, embed_names(model, processor, names), [f.get("name") for f in faces]))
+                                  names, embed_names(model, processor, names),
+                                  [f.get("name") for f in faces] if any("name" in f for f in faces) else []))
     return pairs
 
 
@@ -134,16 +137,34 @@ def _batch_loss(heads: SECLAHeads, batch: list[PairFeatures]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def label_pairs(heads: SECLAHeads, pairs: list[PairFeatures], threshold: float = -1.0) -> list[list[str | None]]:
-    """Each pair's faces labelled by the heads: Hungarian matching, a face's NONAME similarity (or
-    `threshold`, when higher) as its bar for taking a name."""
+def label_pairs(heads: SECLAHeads | None, pairs: list[PairFeatures], threshold: float = -1.0) -> list[list[str | None]]:
+    """Each pair's faces labelled by Hungarian matching. With heads, through them, a face's NONAME
+    similarity (or `threshold`, when higher) being its bar for taking a name; with `heads=None`,
+    the untrained baseline: frozen-feature cosines against `threshold`."""
     out = []
     for pair in pairs:
-        faces = F.normalize(heads.faces(pair.faces), dim=-1)
-        names = F.normalize(_name_embeds(heads, pair), dim=-1)
-        bar = torch.clamp(faces @ F.normalize(heads.noname, dim=-1), min=threshold)
+        if heads is None:
+            faces, names = F.normalize(pair.faces, dim=-1), F.normalize(pair.name_features, dim=-1)
+            bar = torch.full((len(faces),), float(threshold))
+        else:
+            faces = F.normalize(heads.faces(pair.faces), dim=-1)
+            names = F.normalize(_name_embeds(heads, pair), dim=-1)
+            bar = torch.clamp(faces @ F.normalize(heads.noname, dim=-1), min=threshold)
         labels = assign_names(faces @ names.t(), bar)
         out.append([None if lab.name is None else pair.names[lab.name] for lab in labels])
+    return out
+
+
+def evaluate_pairs(heads: SECLAHeads | None, pairs: list[PairFeatures], threshold: float = -1.0) -> dict[str, float]:
+    """Face-label precision, recall and F1 with and without NONAME (`flip.naming.metrics`) of
+    `label_pairs` against the pairs' true face names."""
+    from flip.naming.metrics import face_label_scores
+
+    predicted, truth = label_pairs(heads, pairs, threshold), [p.face_names for p in pairs]
+    out = {}
+    for suffix, with_noname in (("", False), ("_noname", True)):
+        scores = face_label_scores(predicted, truth, with_noname=with_noname)
+        out |= {f"precision{suffix}": scores.precision, f"recall{suffix}": scores.recall, f"f1{suffix}": scores.f1}
     return out
 
 
