@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from flip.naming.pipeline import load_heads
+from flip.naming.secla import SECLAConfig, SECLAHeads
 from flip.naming.train import NameFacesTrainConfig, build_heads, PairFeatures, label_pairs, pad_batch, save_heads, train_heads
 
 
@@ -130,6 +131,10 @@ def test_command_end_to_end(tmp_path, capsys):
     faces = json.loads(capsys.readouterr().out)["faces"]
     assert rc == 0 and len(faces) == 2
     assert {f["name"] for f in faces} <= {"Ana Silva", "Kofi Mensah", None}
+    other = save_heads(SECLAHeads(SECLAConfig(face_dim=7, name_dim=7, dim=4, hidden=4)), tmp_path / "other.pt")
+    rc = name_faces([str(image), "--caption", "Ana Silva.", "--boxes", "2,2,20,20", "--model", str(model_dir),
+                     "--heads", str(other)])
+    assert rc == 2 and "trained on 7-d features" in capsys.readouterr().err
 
 
 def test_command_errors(tmp_path, capsys):

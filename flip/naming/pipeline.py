@@ -62,6 +62,11 @@ class FaceNamer:
         self.model, self.processor = model, processor
         self.detector, self.extractor = detector, extractor or RuleNameExtractor()
         self.heads, self.threshold, self.margin = heads, float(threshold), float(margin)
+        dim = model.config.projection_dim
+        if heads is not None and (heads.config.face_dim != dim or (heads.name_head is not None
+                                                                   and heads.config.name_dim != dim)):
+            raise ValueError(f"heads: trained on {heads.config.face_dim}-d features, but this model's embeddings "
+                             f"are {dim}-d; use the model the heads were trained with")
 
     @torch.no_grad()
     def __call__(self, image, caption: str, boxes=None, names: list[str] | None = None) -> list[NamedFace]:
