@@ -33,3 +33,17 @@ def test_shapes_must_agree():
         face_label_scores([["Ana", None, "Kofi"], ["Mei", None]], TRUTH)
     with pytest.raises(ValueError, match="predicted: 1 images, truth: 2"):
         face_label_scores([["Ana"]], TRUTH)
+
+
+def test_package_exports_resolve_lazily():
+    import subprocess
+    import sys
+
+    import flip.naming as naming
+
+    for name in naming.__all__:
+        assert getattr(naming, name).__name__ == name
+    with pytest.raises(AttributeError):
+        naming.nothing_here
+    code = "import sys, flip.naming; print('cv2' in sys.modules, 'scipy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False", "False"]

@@ -1,6 +1,36 @@
 """Face naming: label each face of an image with a name from its caption, or with no name (issue 7).
 
 `detect` finds faces, `names` finds person names in captions, `align` scores and assigns faces to
-names, `secla` learns the alignment from image-caption pairs alone (SECLA and SECLA-B, papers.md).
-Nothing is imported here, so `import flip.naming.names` does not pull in OpenCV or torch.
+names, `secla` learns the alignment from image-caption pairs alone (SECLA and SECLA-B, papers.md),
+`train` runs that learning over a corpus, `metrics` scores face labels, and `pipeline.FaceNamer`
+puts the stages together:
+
+    from flip.naming import FaceNamer, MTCNNDetector
+    namer = FaceNamer(*flip.load(), detector=MTCNNDetector())
+    namer("photo.jpg", "Ana Silva and Kofi Mensah at the summit.")  # [NamedFace(box, name, score), ...]
+
+Names are imported on first use, so `import flip.naming` pulls in neither OpenCV nor scipy.
 """
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Box": "detect", "GivenBoxes": "detect", "HaarDetector": "detect", "MTCNNDetector": "detect",
+    "build_detector": "detect", "crop_face": "detect", "align_face": "detect",
+    "RuleNameExtractor": "names", "ModelNameExtractor": "names", "extract_names": "names",
+    "similarity_matrix": "align", "assign_names": "align",
+    "SECLAConfig": "secla", "SECLAHeads": "secla", "secla_scores": "secla", "secla_loss": "secla",
+    "prototype_loss": "secla",
+    "FaceNamer": "pipeline", "NamedFace": "pipeline", "load_heads": "pipeline",
+    "NameFacesTrainConfig": "train", "train_heads": "train", "evaluate_pairs": "train",
+    "face_label_scores": "metrics",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
