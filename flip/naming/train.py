@@ -194,6 +194,7 @@ def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=Non
     if stage1 and len(easy) < 2:
         raise ValueError(f"method=secla-b: stage 1 needs at least 2 easy pairs (one face, one name), found {len(easy)}")
     memory, start = None, 0
+    text_of = {n: f for p in reversed(pairs) for n, f in zip(p.names, p.name_features)}  # a name's (first) text features
     resume = find_resume(config.resume, checkpoint_dir) if checkpoint_dir is not None else None
     if resume is not None:
         state = load_checkpoint(resume)
@@ -212,7 +213,7 @@ def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=Non
         if memory is not None:
             names, prototypes = memory
             embeds = heads.names(names=names) if heads.name_head is None else heads.names(
-                torch.stack([_text_of(pairs, n) for n in names]))
+                torch.stack([text_of[n] for n in names]))
             loss = loss + heads.config.prototype_weight * prototype_loss(embeds, prototypes, heads.config.temperature)
         optimizer.zero_grad()
         loss.backward()
@@ -224,13 +225,6 @@ def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=Non
                 "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step + 1,
                 "memory": {"names": memory[0], "prototypes": memory[1]} if memory is not None else None})
     return heads.eval()
-
-
-def _text_of(pairs: list[PairFeatures], name: str) -> torch.Tensor:
-    for pair in pairs:
-        if name in pair.names:
-            return pair.name_features[pair.names.index(name)]
-    raise KeyError(name)
 
 
 @torch.no_grad()
