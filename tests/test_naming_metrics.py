@@ -46,4 +46,5 @@ def test_package_exports_resolve_lazily():
     with pytest.raises(AttributeError):
         naming.nothing_here
     code = "import sys, flip.naming; print('cv2' in sys.modules, 'scipy' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False", "False"]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "False"]

@@ -45,7 +45,10 @@ def test_loss_by_hand():
     assert loss.item() == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.parametrize("mask_index, pair, message", [(1, 1, "faces: pair 1 has none"), (3, 0, "names: pair 0 has none")])
+@pytest.mark.parametrize("mask_index, pair, message", [
+    (1, 1, "faces: pair 1 has none"),
+    (3, 0, "names: pair 0 has none"),
+])
 def test_empty_pairs_are_refused(mask_index, pair, message):
     batch = list(tiny_batch())
     batch[mask_index] = batch[mask_index].clone()

@@ -10,7 +10,8 @@ import torch
 
 from flip.naming.pipeline import load_heads
 from flip.naming.secla import SECLAConfig, SECLAHeads
-from flip.naming.train import NameFacesTrainConfig, build_heads, PairFeatures, label_pairs, pad_batch, save_heads, train_heads
+from flip.naming.train import (NameFacesTrainConfig, PairFeatures, build_heads, label_pairs, pad_batch, save_heads,
+                               train_heads)
 
 
 @pytest.fixture
@@ -34,8 +35,9 @@ def corpus(n_pairs=60, people=10, d=12, seed=0):
         named = [i for i in shown if torch.rand((), generator=g) < 0.7] or shown[:1]
         absent = others[:1] if torch.rand((), generator=g) < 0.4 else []
         mentioned = named + absent
-        pairs.append(PairFeatures(face_feat[shown] + 0.05 * torch.randn(k, d, generator=g), [names[i] for i in mentioned],
-                                  name_feat[mentioned], [names[i] if i in named else None for i in shown]))
+        faces = face_feat[shown] + 0.05 * torch.randn(k, d, generator=g)
+        pairs.append(PairFeatures(faces, [names[i] for i in mentioned], name_feat[mentioned],
+                                  [names[i] if i in named else None for i in shown]))
     return pairs
 
 

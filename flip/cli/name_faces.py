@@ -30,7 +30,8 @@ def parse_boxes(text: str) -> list[list[float]]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flip name-faces", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("image", help="the photo (a path)")
     p.add_argument("--caption", required=True, help="its caption; the names are found in it")
     p.add_argument("--names", help="the names, comma-separated, instead of finding them in the caption")

@@ -118,7 +118,8 @@ class HaarDetector:
         gray = cv2.cvtColor(np.asarray(load_image(image)), cv2.COLOR_RGB2GRAY)
         found = self._cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
                                                minSize=(self.min_size, self.min_size))
-        return _sorted([Box(float(x), float(y), float(x + w), float(y + h)) for x, y, w, h in np.reshape(found, (-1, 4))])
+        rects = np.reshape(found, (-1, 4))
+        return _sorted([Box(float(x), float(y), float(x + w), float(y + h)) for x, y, w, h in rects])
 
 
 class MTCNNDetector:

@@ -31,8 +31,8 @@ from flip.naming.names import RuleNameExtractor
 from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, embed_faces, embed_names, face_prototypes,
                                prototype_loss, secla_loss, secla_scores)
 
-__all__ = ["NameFacesTrainConfig", "PairFeatures", "featurize", "pad_batch", "build_heads", "train_heads", "label_pairs",
-           "evaluate_pairs",
+__all__ = ["NameFacesTrainConfig", "PairFeatures", "featurize", "pad_batch", "build_heads", "train_heads",
+           "label_pairs", "evaluate_pairs",
            "save_heads"]
 
 METHODS = ("secla", "secla-b")
@@ -53,7 +53,8 @@ class NameFacesTrainConfig:
     batch_size: int = 32  # pairs per step
     lr: float = 1e-3  # AdamW learning rate
     weight_decay: float = 0.0  # AdamW weight decay
-    heads: dict = field(default_factory=lambda: {"dim": 128, "hidden": 256})  # SECLAConfig fields (dim, hidden, temperature, symmetry_weight, prototype_weight)
+    #: SECLAConfig fields: dim, hidden, temperature, symmetry_weight, prototype_weight
+    heads: dict = field(default_factory=lambda: {"dim": 128, "hidden": 256})
     margin: float = 0.0  # grow face boxes by this fraction before cropping
     max_records: int | None = None  # read at most this many records (None: all)
     seed: int = 0  # batch order and head initialisation
@@ -194,7 +195,7 @@ def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=Non
     if stage1 and len(easy) < 2:
         raise ValueError(f"method=secla-b: stage 1 needs at least 2 easy pairs (one face, one name), found {len(easy)}")
     memory, start = None, 0
-    text_of = {n: f for p in reversed(pairs) for n, f in zip(p.names, p.name_features)}  # a name's (first) text features
+    text_of = {n: f for p in reversed(pairs) for n, f in zip(p.names, p.name_features)}  # name -> text features
     resume = find_resume(config.resume, checkpoint_dir) if checkpoint_dir is not None else None
     if resume is not None:
         state = load_checkpoint(resume)
