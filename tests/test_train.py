@@ -607,3 +607,15 @@ def test_resume_refuses_a_different_data_order(dataset, tmp_path):
                                  "run": {**settings["run"], "resume": "auto"}}))
     with pytest.raises(FileNotFoundError, match="run.resume"):
         train(load_config(None, {**settings, "run": {**settings["run"], "resume": str(tmp_path / "nothing.pt")}}))
+
+
+def test_dataloader_workers_ignore_sigterm_so_the_main_process_can_save():
+    """A scheduler's SIGTERM reaches every process; a worker that died of it would crash the loop
+    before the main process could save its checkpoint."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal; from flip.train.loop import ignore_sigterm; ignore_sigterm(0); "
+            "os.kill(os.getpid(), signal.SIGTERM); print('alive')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "alive"

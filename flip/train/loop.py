@@ -83,6 +83,12 @@ class _StopOnSignal:
         return False
 
 
+def ignore_sigterm(worker_id: int) -> None:
+    """DataLoader workers ignore SIGTERM: a scheduler (or `kill` on the process group) signals every
+    process, and the main process must be the one to save a checkpoint and shut the workers down."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -156,7 +162,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         collate = PairCollator(processor, padding="max_length" if config.loss.itm_weight > 0 else "longest")
         sampler = ResumableBatchSampler(len(records), cfg_data.batch_size, run.seed, ctx.rank, ctx.world_size,
                                         multiple_of=optim.accumulate)
-        loader_kwargs = dict(collate_fn=collate, num_workers=cfg_data.num_workers,
+        loader_kwargs = dict(collate_fn=collate, num_workers=cfg_data.num_workers, worker_init_fn=ignore_sigterm,
                              persistent_workers=cfg_data.num_workers > 0, pin_memory=ctx.device.type == "cuda")
         # the loaders' own generators: making an iterator never draws from the global RNG
         loader = DataLoader(PairDataset(records), batch_sampler=sampler, generator=torch.Generator(), **loader_kwargs)
