@@ -16,6 +16,7 @@ checkpoint is ever executed. Every failure is one error that names the thing tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -112,6 +113,18 @@ def _download(repo_id: str, revision: str | None) -> Path:
         ) from None
 
 
+@contextlib.contextmanager
+def _transformers_quiet():
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def read_config_json(path: Path) -> dict:
     file = path / "config.json"
     try:
@@ -140,8 +153,10 @@ def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
 
 
 def _load_flip_dir(path: Path) -> FLIPModel:
-    model, info = FLIPModel.from_pretrained(path, output_loading_info=True)
     external = path / EXTERNAL_WEIGHTS_FILE
+    # weights stored by reference are "missing" by design: keep transformers from warning about them
+    with _transformers_quiet() if external.is_file() else contextlib.nullcontext():
+        model, info = FLIPModel.from_pretrained(path, output_loading_info=True)
     if external.is_file():
         prefixes = json.loads(external.read_text())
         for prefix, package in prefixes.items():
