@@ -92,24 +92,25 @@ def _resolve(name: str, revision: str | None) -> tuple[FLIPModel, FLIPProcessor]
         return _load_file(path)
     if path.suffix in WEIGHT_SUFFIXES or name.startswith((".", "/", "~")):
         raise FileNotFoundError(f"no such checkpoint file or directory: {name}")
-    return _load_dir(_download(name, revision))
+    return _load_dir(download(name, revision))
 
 
 def _with_processor(model: FLIPModel, settings: dict) -> tuple[FLIPModel, FLIPProcessor]:
     return model, FLIPProcessor.from_settings(**settings)
 
 
-def _download(repo_id: str, revision: str | None) -> Path:
+def download(repo_id: str, revision: str | None = None, allow_patterns=_HUB_PATTERNS,
+             what: str = "a known flip model, a local path") -> Path:
+    """A Hub snapshot's local folder (only `allow_patterns`); every failure is one FileNotFoundError."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_PATTERNS))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns))
     except Exception as err:  # offline, unknown repo, gated, malformed id: one message for all
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = " (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else ""
         raise FileNotFoundError(
-            f"{repo_id!r} is not a known flip model, a local path, or a reachable Hub repository{hint}: "
-            f"{type(err).__name__}: {err}"
+            f"{repo_id!r} is not {what}, or a reachable Hub repository{hint}: {type(err).__name__}: {err}"
         ) from None
 
 

@@ -299,7 +299,9 @@ class FLIPProcessor:
             name = str(name_or_path)
             if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:  # not owner/name
                 raise FileNotFoundError(f"FLIPProcessor.from_pretrained: no such directory: {name}")
-            path = _download(name, revision)
+            from .hub import download
+
+            path = download(name, revision, HUB_PATTERNS, what="FLIPProcessor.from_pretrained: a local directory")
         config_file = path / CONFIG_NAME
         if not config_file.is_file():
             raise FileNotFoundError(f"{path}: no {CONFIG_NAME}; not a directory saved by FLIPProcessor.save_pretrained")
@@ -525,17 +527,3 @@ def _find_enc_token(tokenizer) -> int | None:
 
     token_id = tokenizer.convert_tokens_to_ids(BLIP_ENC_TOKEN)
     return token_id if token_id is not None and token_id != tokenizer.unk_token_id else None
-
-
-def _download(repo_id: str, revision: str | None) -> Path:
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
-    except Exception as err:  # offline, unknown repo, gated, malformed id: one message for all
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        hint = " (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else ""
-        raise FileNotFoundError(
-            f"FLIPProcessor.from_pretrained: {repo_id!r} is not a local directory or a reachable Hub repository"
-            f"{hint}: {type(err).__name__}: {err}"
-        ) from None

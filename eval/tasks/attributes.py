@@ -68,17 +68,9 @@ def load_examples(data: str | Path, split: str | None = None, attributes: Sequen
 
 def embed_images(model, processor, images: Sequence, batch_size: int = 64, num_workers: int | None = None) -> torch.Tensor:
     """(N, D) normalised image embeddings, images decoded in DataLoader workers; a bad image is an error."""
-    from flip.zeroshot import image_file_loader
+    from flip.probe import extract_features
 
-    param = next(model.parameters())
-    out = []
-    for batch in image_file_loader(images, processor, batch_size, num_workers, pin_memory=param.is_cuda):
-        if batch["failed"]:
-            index, why = batch["failed"][0]
-            raise ValueError(f"example {index}: {why}")
-        with torch.inference_mode():
-            out.append(model.encode_image(batch["pixel_values"].to(param.device, param.dtype)).float().cpu())
-    return torch.cat(out)
+    return extract_features(model, processor, images, batch_size, num_workers)
 
 
 def random_descriptors(prompts: PromptSet, seed: int = 0, words: int = 2, letters: int = 6) -> PromptSet:
