@@ -55,3 +55,18 @@ def tiny_model():
 
     torch.manual_seed(0)
     return FLIPModel(tiny_config()).eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny random FLIP model saved with a MiniLM-tokenizer processor (32 px): a path for flip.load."""
+    import torch
+
+    from flip.hub import save
+    from flip.model import FLIPModel
+    from flip.processor import FLIPProcessor
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config()).eval()
+    processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=32)
+    return str(save(model, processor, tmp_path_factory.mktemp("ckpt") / "tiny"))

@@ -152,19 +152,6 @@ def test_liveness_pairs_errors_name_the_problem():
 
 
 # -- the real tiny model, files and the command ------------------------------------------------------
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from conftest import tiny_config
-    from flip.hub import save
-    from flip.model import FLIPModel
-    from flip.processor import FLIPProcessor
-
-    torch.manual_seed(0)
-    model = FLIPModel(tiny_config()).eval()
-    processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=32)
-    return str(save(model, processor, tmp_path_factory.mktemp("ckpt") / "tiny"))
-
-
 @pytest.fixture
 def images(tmp_path):
     folder = tmp_path / "faces"
