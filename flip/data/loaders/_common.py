@@ -9,6 +9,7 @@ to drop a row.
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -62,6 +63,23 @@ def resolve_image(root: Path, relative: str, check: bool) -> str:
     if check:
         check_image(path)
     return str(path)
+
+
+def read_jsonl_rows(file: Path, policy: ErrorPolicy) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of a JSON Lines file; blank lines are skipped, a line that is not a JSON
+    object is reported through `policy` with its number."""
+    with open(file, encoding="utf-8") as lines:
+        for line_no, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+            except ValueError as e:
+                policy.handle(DataError(str(e), file, f"line {line_no}"))
+                continue
+            yield line_no, row
 
 
 def read_csv_rows(file: Path, required: tuple[str, ...], policy: ErrorPolicy,

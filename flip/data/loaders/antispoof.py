@@ -34,6 +34,7 @@ from flip.data.loaders._common import (
     first_column,
     is_image,
     read_csv_rows,
+    read_jsonl_rows,
     register_loader,
     resolve_image,
 )
@@ -126,21 +127,8 @@ def _read_folder(root: Path, folder: Path, live: bool, attack: str | None, polic
 
 
 def _list_rows(path: Path, policy: ErrorPolicy) -> Iterator[tuple[str, dict]]:
-    if path.suffix.lower() == ".jsonl":
-        with open(path, encoding="utf-8") as lines:
-            for line_no, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    if not isinstance(row, dict):
-                        raise ValueError("expected a JSON object")
-                except ValueError as e:
-                    policy.handle(DataError(str(e), path, f"line {line_no}"))
-                    continue
-                yield f"line {line_no}", row
-        return
-    for line_no, row in read_csv_rows(path, ("label",), policy):
+    rows = read_jsonl_rows(path, policy) if path.suffix.lower() == ".jsonl" else read_csv_rows(path, ("label",), policy)
+    for line_no, row in rows:
         yield f"line {line_no}", row
 
 

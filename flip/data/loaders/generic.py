@@ -35,6 +35,7 @@ from flip.data.loaders._common import (
     is_image,
     parse_bool,
     read_csv_rows,
+    read_jsonl_rows,
     register_loader,
     resolve_image,
 )
@@ -142,18 +143,8 @@ def _table_rows(path: Path, policy: ErrorPolicy) -> Iterator[tuple[str, dict]]:
                 continue
             yield f"line {line}", converted
         return
-    with open(path, encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-            except ValueError as e:
-                policy.handle(DataError(str(e), path, f"line {line_no}"))
-                continue
-            yield f"line {line_no}", row
+    for line_no, row in read_jsonl_rows(path, policy):
+        yield f"line {line_no}", row
 
 
 def _read_table(path: Path, policy: ErrorPolicy, check_images: bool, images: Path) -> Iterator[FaceRecord]:
