@@ -67,6 +67,7 @@ def test_secla_b_needs_easy_pairs():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(method="clip"), "method='clip'"),
     (dict(names="bert"), "names='bert'"),
+    (dict(faces="facenet"), "faces='facenet'"),
     (dict(steps=0), "steps=0"),
     (dict(method="secla-b", steps=10, stage1_steps=10), "stage1_steps=10"),
     (dict(heads={"depth": 3}), "heads: unknown key"),

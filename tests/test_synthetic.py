@@ -266,6 +266,26 @@ def test_scenes_boxes_names_and_faceless_names():
     assert unnamed > 0 and faceless > 0
 
 
+def test_test_seen_draws_new_images_of_the_training_people():
+    cfg = SynthConfig(kind="scenes", n=24, size=48, seed=2,
+                      split_fractions={"train": 0.5, "test_seen": 0.25, "test": 0.25})
+    pools = identity_pools(cfg)
+    assert pools["test_seen"] is pools["train"] and not {p.identity for p in pools["train"]} & {
+        p.identity for p in pools["test"]}
+    same = SynthConfig(kind="scenes", n=12, size=48, seed=2, split_fractions={"train": 0.5, "test": 0.25})
+    assert identity_pools(same)["train"] == pools["train"]  # asking for test_seen adds no one to train
+    train = list(generate(cfg, "train", pools=pools))
+    seen = list(generate(cfg, "test_seen", pools=pools))
+    people = {p.identity for p in pools["train"]}
+    names = {p.name for p in pools["train"]}
+    assert len(seen) == 6 and all(set(r.extra["identities"]) <= people and set(r.names) <= names for r in seen)
+    assert {i for r in seen for i in r.extra["identities"]} & {i for r in train for i in r.extra["identities"]}
+    train_pixels = {r.image.tobytes() for r in train}
+    assert not any(r.image.tobytes() in train_pixels for r in seen)  # new images, own seeds
+    with pytest.raises(ValueError, match="'test_seen' shows the 'train' split's people"):
+        SynthConfig(kind="scenes", split_fractions={"test": 1, "test_seen": 1})
+
+
 # --------------------------------------------------------------------------- captions and QA
 
 #: words in a caption -> the label they commit to

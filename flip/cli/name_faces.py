@@ -6,7 +6,8 @@
 Faces come from `--boxes` or a detector (MTCNN by default, Haar with `--detector haar`); names
 from the caption by flip's rules (or `--names`, or a token-classification `--ner-model`). Without
 `--heads` the names are assigned by the untrained baseline (FLIP face-crop vs name-text cosine);
-with a `flip name-faces-train` checkpoint, by the learned SECLA heads and NONAME.
+with a `flip name-faces-train` checkpoint, by the learned SECLA heads and NONAME, faces embedded
+the way the heads were trained (FLIP's image tower, or dlib's descriptor for `--faces dlib` heads).
 """
 
 from __future__ import annotations

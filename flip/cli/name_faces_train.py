@@ -8,6 +8,8 @@ overrides any field. Writes `heads.pt` and the resolved `config.yaml` to `output
 `checkpoint-last.pt` every `save_every` steps (`--resume auto` continues from it), and when the
 records carry their faces' names, `metrics.json`: face-label precision, recall and F1 on the
 training corpus itself (the paper's transductive setting), for the heads and the untrained baseline.
+`--faces dlib` trains on dlib's face descriptors instead of the FLIP image tower's (the heads
+remember it, and `flip name-faces --heads` embeds faces the same way).
 """
 
 from __future__ import annotations
@@ -53,25 +55,29 @@ def main(argv: list[str] | None = None) -> int:
 
     from flip.data.formats import read_dataset
     from flip.hub import load
+    from flip.naming.embed import build_face_embedder
     from flip.naming.train import evaluate_pairs, featurize, save_heads, train_heads
 
     try:
         model, processor = load(config.model)
+        embedder = build_face_embedder(config.faces, model, processor, config.margin)
         records = islice(read_dataset(config.data, split=config.split), config.max_records)
-        pairs = featurize(records, model, processor, config.margin)
+        pairs = featurize(records, model, processor, face_embedder=embedder)
         print(f"flip name-faces-train: {len(pairs)} pairs with faces and names", file=sys.stderr)
         out = Path(config.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         heads = train_heads(config, pairs, checkpoint_dir=out,
                             log=lambda step, loss: print(f"step {step}  loss {loss:.4f}", file=sys.stderr))
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"flip name-faces-train: {err}", file=sys.stderr)
         return 2
     path = save_heads(heads, out / "heads.pt", {"train_config": config.to_dict()})
     print(f"flip name-faces-train: heads in {path}", file=sys.stderr)
     if all(p.face_names for p in pairs):  # the corpus knows its faces' names: the transductive figures
-        metrics = {"baseline": evaluate_pairs(None, pairs, threshold=0.0), config.method: evaluate_pairs(heads, pairs)}
+        metrics = {config.method: evaluate_pairs(heads, pairs)}
+        if config.faces == "flip":  # the baseline compares faces with name text: one space needed
+            metrics = {"baseline": evaluate_pairs(None, pairs, threshold=0.0), **metrics}
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         for method, scores in metrics.items():
             print(f"{method:>9}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), file=sys.stderr)

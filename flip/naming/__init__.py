@@ -1,6 +1,7 @@
 """Face naming: label each face of an image with a name from its caption, or with no name (issue 7).
 
-`detect` finds faces, `names` finds person names in captions, `align` scores and assigns faces to
+`detect` finds faces, `names` finds person names in captions, `embed` turns faces into features
+(the FLIP image tower, or dlib's face-recognition ResNet), `align` scores and assigns faces to
 names, `secla` learns the alignment from image-caption pairs alone (SECLA and SECLA-B, papers.md),
 `train` runs that learning over a corpus, `metrics` scores face labels, and `pipeline.FaceNamer`
 puts the stages together:
@@ -25,7 +26,8 @@ _EXPORTS = {
     "prototype_loss": "secla",
     "FaceNamer": "pipeline", "NamedFace": "pipeline", "load_heads": "pipeline",
     "NameFacesTrainConfig": "train", "train_heads": "train", "evaluate_pairs": "train",
-    "face_label_scores": "metrics",
+    "face_label_scores": "metrics", "face_label_report": "metrics",
+    "FaceEmbedder": "embed", "FlipFaceEmbedder": "embed", "DlibFaceEmbedder": "embed", "build_face_embedder": "embed",
 }
 __all__ = sorted(_EXPORTS)
 

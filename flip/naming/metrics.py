@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["LabelScores", "face_label_scores"]
+__all__ = ["LabelScores", "face_label_scores", "face_label_report"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,12 @@ def face_label_scores(predicted: Sequence[Sequence[str | None]], truth: Sequence
                 n_predicted += p is not None
                 n_relevant += t is not None
     return _scores(hits, n_predicted, n_relevant)
+
+
+def face_label_report(predicted: Sequence[Sequence[str | None]], truth: Sequence[Sequence[str | None]]) -> dict[str, float]:
+    """Both views at once: {precision, recall, f1} without NONAME and the same keys suffixed `_noname` with it."""
+    out = {}
+    for suffix, with_noname in (("", False), ("_noname", True)):
+        scores = face_label_scores(predicted, truth, with_noname=with_noname)
+        out |= {f"precision{suffix}": scores.precision, f"recall{suffix}": scores.recall, f"f1{suffix}": scores.f1}
+    return out

@@ -4,6 +4,8 @@ Design choices:
 - The four stages are the four modules of this package and each is swappable: any
   `FaceDetector` (or the user's boxes), any name extractor, the frozen FLIP towers, and
   optionally trained SECLA heads (`load_heads`, a `flip name-faces-train` checkpoint).
+- Faces are embedded by the heads' own face embedder (`SECLAConfig.faces`: FLIP's image tower
+  or dlib's descriptor, `flip.naming.embed`), or by the one given.
 - Without heads this is the untrained baseline of issue 7: cosine between the FLIP face-crop
   embedding and the FLIP embedding of the bare name, assigned with a fixed threshold. With heads,
   the faces and names go through them and a face's similarity to NONAME is its threshold (a face
@@ -20,8 +22,9 @@ import torch.nn.functional as F
 
 from flip.naming.align import assign_names
 from flip.naming.detect import Box, FaceDetector, GivenBoxes
+from flip.naming.embed import FaceEmbedder, FlipFaceEmbedder, build_face_embedder
 from flip.naming.names import RuleNameExtractor
-from flip.naming.secla import SECLAConfig, SECLAHeads, embed_faces, embed_names
+from flip.naming.secla import SECLAConfig, SECLAHeads, embed_names
 from flip.processor import load_image
 
 __all__ = ["NamedFace", "FaceNamer", "load_heads", "HEADS_FORMAT"]
@@ -58,15 +61,22 @@ class FaceNamer:
     """Names the faces of an image from its caption (see the module docstring)."""
 
     def __init__(self, model, processor, detector: FaceDetector | None = None, extractor=None,
-                 heads: SECLAHeads | None = None, threshold: float = 0.0, margin: float = 0.0):
+                 heads: SECLAHeads | None = None, threshold: float = 0.0, margin: float = 0.0,
+                 face_embedder: FaceEmbedder | None = None):
         self.model, self.processor = model, processor
         self.detector, self.extractor = detector, extractor or RuleNameExtractor()
         self.heads, self.threshold, self.margin = heads, float(threshold), float(margin)
+        self.face_embedder = face_embedder or build_face_embedder(
+            heads.config.faces if heads is not None else "flip", model, processor, margin)
         dim = model.config.projection_dim
-        if heads is not None and (heads.config.face_dim != dim or (heads.name_head is not None
-                                                                   and heads.config.name_dim != dim)):
-            raise ValueError(f"heads: trained on {heads.config.face_dim}-d features, but this model's embeddings "
-                             f"are {dim}-d; use the model the heads were trained with")
+        if heads is None and not isinstance(self.face_embedder, FlipFaceEmbedder):
+            raise ValueError("face_embedder: without heads, faces are compared with name text, which needs FLIP's "
+                             "image tower; give heads trained on these face features")
+        if heads is not None and (heads.config.face_dim != self.face_embedder.dim or (
+                heads.name_head is not None and heads.config.name_dim != dim)):
+            raise ValueError(f"heads: trained on {heads.config.face_dim}-d features ({heads.config.faces}), but this "
+                             f"model's embeddings are {self.face_embedder.dim}-d (faces) and {dim}-d (names); use the "
+                             "model the heads were trained with")
 
     @torch.no_grad()
     def __call__(self, image, caption: str, boxes=None, names: list[str] | None = None) -> list[NamedFace]:
@@ -88,7 +98,7 @@ class FaceNamer:
 
     def scores(self, image, boxes: list[Box], names: list[str]):
         """(F, N) face-name cosines and the per-face threshold."""
-        faces = embed_faces(self.model, self.processor, image, [b.xyxy for b in boxes], self.margin)
+        faces = self.face_embedder(image, [b.xyxy for b in boxes])
         text = embed_names(self.model, self.processor, names) if names and (
             self.heads is None or self.heads.name_head is not None) else None
         threshold = torch.full((len(boxes),), self.threshold)

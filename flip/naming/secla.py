@@ -116,8 +116,13 @@ class SECLAConfig:
     temperature: float = 0.07  # divides the scores inside the cross-entropies
     symmetry_weight: float = 0.15  # weight of the diagonal MSE (papers.md: 0.15)
     prototype_weight: float = 1.0  # SECLA-B: weight of the prototype loss in stage 2
+    faces: str = "flip"  # the face embedder the heads were trained on (flip.naming.embed): flip | dlib
 
     def __post_init__(self):
+        from flip.naming.embed import FACE_EMBEDDERS
+
+        if self.faces not in FACE_EMBEDDERS:
+            raise ValueError(f"faces={self.faces!r}: expected one of {list(FACE_EMBEDDERS)}")
         for name in ("face_dim", "dim", "hidden"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a positive size")

@@ -4,7 +4,8 @@ Design choices:
 - Features are computed once (`featurize`): the towers are frozen, so every step after that only
   runs the small heads on cached tensors, which is what makes this a CPU job.
 - Faces come from the records' boxes (the synthetic scenes carry them; a user's corpus may run a
-  detector first); names come from the caption by `RuleNameExtractor`, never from the face
+  detector first) through the `faces` embedder (FLIP's image tower or dlib's descriptor, recorded
+  in the heads' config); names come from the caption by `RuleNameExtractor`, never from the face
   labels: training sees only which names a caption mentions (weak supervision).
 - SECLA: `steps` steps of `secla_loss` on random batches of pairs.
   SECLA-B: `stage1_steps` on the easy pairs only (one face, one name), then the rest of the steps
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 
 from flip.naming.align import assign_names
 from flip.naming.names import RuleNameExtractor
-from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, embed_faces, embed_names, face_prototypes,
+from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, embed_names, face_prototypes,
                                prototype_loss, secla_loss, secla_scores)
 
 __all__ = ["NameFacesTrainConfig", "PairFeatures", "featurize", "pad_batch", "build_heads", "train_heads",
@@ -56,6 +57,7 @@ class NameFacesTrainConfig:
     #: SECLAConfig fields: dim, hidden, temperature, symmetry_weight, prototype_weight
     heads: dict = field(default_factory=lambda: {"dim": 128, "hidden": 256})
     margin: float = 0.0  # grow face boxes by this fraction before cropping
+    faces: str = "flip"  # face features: flip (the image tower) | dlib (dlib's 128-d descriptor; flip.naming.embed)
     max_records: int | None = None  # read at most this many records (None: all)
     seed: int = 0  # batch order and head initialisation
     save_every: int = 100  # write checkpoint-last.pt every this many steps (0: only at the end)
@@ -64,6 +66,10 @@ class NameFacesTrainConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r}: expected one of {list(METHODS)}")
+        from flip.naming.embed import FACE_EMBEDDERS
+
+        if self.faces not in FACE_EMBEDDERS:
+            raise ValueError(f"faces={self.faces!r}: expected one of {list(FACE_EMBEDDERS)}")
         if self.names not in ("text", "table"):
             raise ValueError(f"names={self.names!r}: expected 'text' or 'table'")
         for key in ("steps", "batch_size"):
@@ -97,11 +103,18 @@ class PairFeatures:
     face_names: list[str | None] = field(default_factory=list)
 
 
-def featurize(records, model, processor, margin: float = 0.0, extractor=None) -> list[PairFeatures]:
-    """Frozen features of every record that has at least one face box and one name in its caption."""
+def featurize(records, model, processor, margin: float = 0.0, extractor=None,
+              face_embedder=None) -> list[PairFeatures]:
+    """Frozen features of every record that has at least one face box and one name in its caption.
+
+    Faces go through `face_embedder` (a `flip.naming.embed.FaceEmbedder`; default: the FLIP image
+    tower on crops grown by `margin`), names through the FLIP text tower.
+    """
     from flip.data.formats import decode_image
+    from flip.naming.embed import FlipFaceEmbedder
 
     extractor = extractor or RuleNameExtractor()
+    face_embedder = face_embedder or FlipFaceEmbedder(model, processor, margin)
     pairs = []
     for record in records:
         faces = record.faces or []
@@ -109,7 +122,7 @@ def featurize(records, model, processor, margin: float = 0.0, extractor=None) ->
         if not faces or not names:
             continue
         image = decode_image(record.image)
-        pairs.append(PairFeatures(embed_faces(model, processor, image, [f["box"] for f in faces], margin),
+        pairs.append(PairFeatures(face_embedder(image, [f["box"] for f in faces]),
                                   names, embed_names(model, processor, names),
                                   [f.get("name") for f in faces] if any("name" in f for f in faces) else []))
     return pairs
@@ -159,20 +172,16 @@ def label_pairs(heads: SECLAHeads | None, pairs: list[PairFeatures], threshold: 
 def evaluate_pairs(heads: SECLAHeads | None, pairs: list[PairFeatures], threshold: float = -1.0) -> dict[str, float]:
     """Face-label precision, recall and F1 with and without NONAME (`flip.naming.metrics`) of
     `label_pairs` against the pairs' true face names."""
-    from flip.naming.metrics import face_label_scores
+    from flip.naming.metrics import face_label_report
 
-    predicted, truth = label_pairs(heads, pairs, threshold), [p.face_names for p in pairs]
-    out = {}
-    for suffix, with_noname in (("", False), ("_noname", True)):
-        scores = face_label_scores(predicted, truth, with_noname=with_noname)
-        out |= {f"precision{suffix}": scores.precision, f"recall{suffix}": scores.recall, f"f1{suffix}": scores.f1}
-    return out
+    return face_label_report(label_pairs(heads, pairs, threshold), [p.face_names for p in pairs])
 
 
 def build_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures]) -> SECLAHeads:
     face_dim, name_dim = pairs[0].faces.shape[1], pairs[0].name_features.shape[1]
     table = sorted({n for p in pairs for n in p.names}) if config.names == "table" else []
-    return SECLAHeads(SECLAConfig(face_dim=face_dim, name_dim=name_dim, name_table=table, **config.heads))
+    return SECLAHeads(SECLAConfig(face_dim=face_dim, name_dim=name_dim, name_table=table, faces=config.faces,
+                                  **config.heads))
 
 
 def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=None,

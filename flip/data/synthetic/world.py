@@ -11,6 +11,9 @@ Design choices
 - Splits are by identity: the people are drawn once, then partitioned into train/val/test pools,
   and every record of a split shows (and, for scenes, names) only people of that split's pool.
   No identity or name crosses splits, so a test set measures generalisation to new people.
+  The one exception is asked for by name: ``test_seen`` (`SAME_PEOPLE`) draws new images of the
+  train split's people (its own seeds, the train pool), for tasks measured on people training
+  saw (face naming, issue 7). It is empty unless `split_fractions` gives it a share.
 - Every record is a pure function of (seed, kind, split, index): its generator is seeded with
   exactly those numbers. Output is identical whatever the number of worker processes, and any
   record can be regenerated alone.
@@ -44,7 +47,9 @@ from flip.data.synthetic.spoof import ATTACKS, render_spoof
 #: bump when a change makes the same seed draw different data
 GENERATOR_VERSION = "2"  # 2: bolder earrings and makeup, larger irises and mouth, blur relative to size
 KINDS = ("captions", "spoof", "scenes", "qa")
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "test_seen")
+#: splits that show new images of another split's people instead of owning a pool of their own
+SAME_PEOPLE = {"test_seen": "train"}
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 _SPLIT_CODE = {s: i for i, s in enumerate(SPLITS)}
 #: a scene needs up to 4 people in the picture and 2 more to name, all from one split
@@ -79,6 +84,10 @@ class SynthConfig:
         if unknown or any(v < 0 for v in self.split_fractions.values()) or sum(self.split_fractions.values()) <= 0:
             raise ValueError(f"split_fractions={self.split_fractions}: expected non-negative weights for "
                              f"{list(SPLITS)}, not all zero")
+        for split, owner in SAME_PEOPLE.items():
+            if self.split_fractions.get(split, 0) > 0 and not self.split_fractions.get(owner, 0) > 0:
+                raise ValueError(f"split_fractions: {split!r} shows the {owner!r} split's people; give {owner!r} "
+                                 "a share too")
         if not 0 <= self.live_fraction <= 1:
             raise ValueError(f"live_fraction={self.live_fraction}: expected a value in [0, 1]")
         if not 0 <= self.nuisance <= 1:
@@ -102,15 +111,23 @@ class SynthConfig:
 
 def identity_pools(cfg: SynthConfig) -> dict[str, list[Identity]]:
     """The people of each split, disjoint. Each split gets about count / images_per_identity people
-    (scenes: faces per image counted), and at least enough for one record of its kind."""
+    (scenes: faces per image counted), and at least enough for one record of its kind; a split of
+    `SAME_PEOPLE` shares its owner's pool (the owner's size is counted from the owner's records)."""
     appearances = 2.5 if cfg.kind == "scenes" else 1.0  # mean faces per scene
+    counts = cfg.split_counts()
     sizes = {s: max(_MIN_POOL[cfg.kind], math.ceil(c * appearances / cfg.images_per_identity))
-             for s, c in cfg.split_counts().items()}
+             for s, c in counts.items() if s not in SAME_PEOPLE}
     people = make_identities(sum(sizes.values()), cfg.seed, cfg.sampler())
     pools, start = {}, 0
     for s, k in sizes.items():
         pools[s] = people[start:start + k]
         start += k
+    for s, owner in SAME_PEOPLE.items():
+        if s in counts:
+            if owner not in pools:
+                raise ValueError(f"split_fractions: {s!r} shows the {owner!r} split's people, but n={cfg.n} leaves "
+                                 f"{owner!r} no records; raise n or its share")
+            pools[s] = pools[owner]
     return pools
 
 
@@ -294,7 +311,9 @@ def dataset_card(summary: dict, command: str | None = None) -> str:
         lines.append(f"- command: `{command}`")
     lines += ["", "## Splits", "",
               "Split by identity: people are drawn once and partitioned into disjoint train/val/test pools; "
-              "a record shows (scenes: shows and names) only people of its split's pool.", "",
+              "a record shows (scenes: shows and names) only people of its split's pool."
+              + ("".join(f" `{s}` is the exception: new images of the `{o}` split's people."
+                         for s, o in SAME_PEOPLE.items() if s in summary["splits"])), "",
               "| split | records | identities | path |", "|---|---|---|---|"]
     for split, s in summary["splits"].items():
         lines.append(f"| {split} | {s['records']} | {s['identities']} | `{s['path']}` |")
@@ -322,5 +341,5 @@ def dataset_card(summary: dict, command: str | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GENERATOR_VERSION", "KINDS", "SPLITS", "SynthConfig", "dataset_card", "generate",
+__all__ = ["GENERATOR_VERSION", "KINDS", "SAME_PEOPLE", "SPLITS", "SynthConfig", "dataset_card", "generate",
            "identity_pools", "make_record", "write_synthetic"]
