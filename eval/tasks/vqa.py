@@ -130,7 +130,7 @@ def confusion_figures(examples: Sequence, predictions: Sequence[str], out_dir: s
     for attribute in sorted({e.attribute for e in examples}):
         keep = [i for i, e in enumerate(examples) if e.attribute == attribute]
         classes, counts = confusion_matrix([examples[i].answer for i in keep], [predictions[i] for i in keep], synonyms)
-        fig, ax = plt.subplots(figsize=(1.2 + 0.55 * (len(classes) + 1), 1.0 + 0.5 * len(classes)))
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.55 * (len(classes) + 1)), max(2.6, 1.0 + 0.5 * len(classes))))
         ax.imshow(counts, cmap="Blues")
         ax.set_xticks(range(len(classes) + 1), classes + [OTHER], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(classes)), classes, fontsize=8)

@@ -1,0 +1,1 @@
+"""Training recipes built on the flip library: each module is a `python -m finetune.<recipe>` program."""
