@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "name-faces-train": ("name_faces_train", "learn SECLA / SECLA-B face-naming heads from image-caption pairs alone"),
     "liveness": ("liveness", "live person or presentation attack (and which attack), from text prompts (CLIPC8)"),
     "liveness-train": ("liveness_train", "fine-tune a checkpoint for liveness on (image, category description) pairs"),
+    "ask": ("ask", "ask a (LoRA fine-tuned) vision-language model a question about a face (VQA)"),
 }
 
 
