@@ -16,7 +16,8 @@ Accuracy comes from the local `evaluate` module `eval/metrics/accuracy`, loaded 
 Only labels an image shows are scored (`flip.data.synthetic.attributes.visible_attributes`): eye
 colour behind sunglasses is not a fair question. Writes `attributes.json` (the resolved config, the
 table, per-variant means), `attributes.md` (the table) and `attributes_predictions.jsonl` (labels and
-predictions per example, for per-group breakdowns) under --out.
+predictions per example, and the demographic groups of `GROUP_FIELDS` a record carries, for the
+per-group breakdowns of `eval/tasks/fairness.py`) under --out.
 
 The shape follows the harness of issue 9: `load_examples`, `predict`, `metric`.
 """
@@ -29,7 +30,7 @@ import string
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -43,9 +44,26 @@ VARIANTS = ("baseline", "descriptors", "rephrased", "random")
 
 
 # -- examples ---------------------------------------------------------------------------------------
-def load_examples(data: str | Path, split: str | None = None, attributes: Sequence[str] = ATTRIBUTES,
-                  limit: int | None = None, format: str | None = None) -> tuple[list, list[dict[str, str]]]:
-    """Encoded images and their visible labels as class keys ({attribute: "true" | "senior" | ...})."""
+#: The demographic fields a record may carry, for per-group breakdowns (the fairness audit): the first
+#: two are attributes of the synthetic world, gender and race come from real datasets' `extra`.
+GROUP_FIELDS = ("skin_tone", "age_group", "gender", "race")
+
+
+def group_labels(record) -> dict[str, str]:
+    """{field: group} for the GROUP_FIELDS a record is labelled with (attributes first, then `extra`)."""
+    groups = {}
+    for name in GROUP_FIELDS:
+        value = getattr(record, name, None)
+        if value is None:
+            value = record.extra.get(name)
+        if value is not None:
+            groups[name] = label_key(value)
+    return groups
+
+
+def read_examples(data: str | Path, split: str | None = None, attributes: Sequence[str] = ATTRIBUTES,
+                  limit: int | None = None, format: str | None = None) -> Iterator[tuple[Any, dict, dict]]:
+    """(image, visible labels as class keys, demographic groups) per record, in the data's order."""
     from flip.data.formats import read_dataset
 
     try:
@@ -54,16 +72,20 @@ def load_examples(data: str | Path, split: str | None = None, attributes: Sequen
         def visible_attributes(labels):
             return dict(labels)
 
-    images, labels = [], []
-    for record in read_dataset(data, format=format, split=split):
-        shown = visible_attributes(record.attributes())
-        labels.append({a: label_key(shown[a]) for a in attributes if shown.get(a) is not None})
-        images.append(record.image)
-        if limit is not None and len(images) >= limit:
+    for i, record in enumerate(read_dataset(data, format=format, split=split)):
+        if limit is not None and i >= limit:
             break
-    if not images:
+        shown = visible_attributes(record.attributes())
+        yield record.image, {a: label_key(shown[a]) for a in attributes if shown.get(a) is not None}, group_labels(record)
+
+
+def load_examples(data: str | Path, split: str | None = None, attributes: Sequence[str] = ATTRIBUTES,
+                  limit: int | None = None, format: str | None = None) -> tuple[list, list[dict[str, str]]]:
+    """Encoded images and their visible labels as class keys ({attribute: "true" | "senior" | ...})."""
+    examples = list(read_examples(data, split, attributes, limit, format))
+    if not examples:
         raise ValueError(f"{data}: no examples (split {split!r})")
-    return images, labels
+    return [image for image, _, _ in examples], [labels for _, labels, _ in examples]
 
 
 def embed_images(model, processor, images: Sequence, batch_size: int = 64, num_workers: int | None = None) -> torch.Tensor:
@@ -202,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, processor = load(args.model, device=device)
-    images, labels = load_examples(args.data, args.split, args.attributes, args.limit, args.format)
+    examples = list(read_examples(args.data, args.split, args.attributes, args.limit, args.format))
+    if not examples:
+        raise SystemExit(f"eval.tasks.attributes: {args.data}: no examples (split {args.split!r})")
+    images, labels, groups = (list(column) for column in zip(*examples))
     rows, predictions = evaluate_attributes(model, processor, images, labels, args.attributes, args.variants,
                                             root=args.prompts, aggregate=args.aggregate, seed=args.seed,
                                             batch_size=args.batch_size, num_workers=args.workers)
@@ -215,22 +240,16 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from importlib.metadata import PackageNotFoundError, version
+    from eval.machine import package_version
 
-    try:
-        package_version = version("flip-face")
-    except PackageNotFoundError:
-        import flip
-
-        package_version = flip.__version__
     config = {**vars(args), "model": args.model or "flip-tiny-synth (embedded default)", "device": device}
     (out / "attributes.json").write_text(json.dumps(
-        {"config": config, "package_version": package_version, "examples": len(images), "rows": rows, "mean": means},
+        {"config": config, "package_version": package_version(), "examples": len(images), "rows": rows, "mean": means},
         indent=2) + "\n")
     (out / "attributes.md").write_text(table + "\n")
     with open(out / "attributes_predictions.jsonl", "w") as f:
         for i, row in enumerate(labels):
-            f.write(json.dumps({"index": i, "labels": row,
+            f.write(json.dumps({"index": i, "labels": row, "groups": groups[i],
                                 **{v: {a: predictions[v][a][i] for a in predictions[v]} for v in predictions}}) + "\n")
     print(f"\nwrote {out / 'attributes.json'}, attributes.md and attributes_predictions.jsonl", file=sys.stderr)
     return 0

@@ -1,0 +1,44 @@
+"""Where a figure was measured: flip's version and the machine (CPU model, cores, torch, GPU).
+
+Every figure of the harness carries the package version; speed figures also carry the machine,
+since a ratio measured on 2 shared CPU cores says little about a GPU server.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def package_version() -> str:
+    """flip's installed version (the distribution `flip-face`), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("flip-face")
+    except PackageNotFoundError:
+        import flip
+
+        return flip.__version__
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_machine() -> dict[str, object]:
+    """{"cpu", "cores", "torch", "threads", "gpu", "python", "platform"}: enough to compare two runs."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "gpu": gpu, "python": platform.python_version(),
+            "platform": platform.platform()}
