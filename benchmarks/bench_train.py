@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--measure-memory", choices=("open_clip", "flip"), help=argparse.SUPPRESS)
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file (eval.run's speed suite)")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.batch_size, args.rounds = 2, 4, 2
@@ -349,6 +350,14 @@ def main(argv: list[str] | None = None) -> int:
     ratio = median["flip"] / median["open_clip"]
     verdict = "meets" if ratio >= 1.0 else "misses"
     print(f"\nratio flip / open_clip samples/s: {ratio:.3f} ({verdict} the goal of >= 1.0)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "benchmark": "train", "quick": args.quick, "device": str(device), "precision": args.precision,
+            "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds, "parameters": n_params,
+            "first_loss": first, "samples_per_s": median, "rounds_samples_per_s": rates,
+            "peak_mib": {name: memory[name]["peak_mib"] for name in memory} or None,
+            "headline": {"name": "training samples/s, flip / open_clip", "ratio": ratio, "goal": 1.0}},
+            indent=2) + "\n")
     return 0
 
 

@@ -18,7 +18,8 @@ applied unchanged to the test split. Methods:
 The table has one row per category: APCER for each attack (marked seen or unseen), BPCER for live;
 then APCER_max, ACER, HTER, EER and AUC over all test attacks, and AUC on the unseen attacks against
 live alone. Metrics come from the local `evaluate` module `eval/metrics/pad`, loaded by path.
-Writes `liveness.json` (config, rows, per-method metrics) and `liveness.md` under --out.
+Writes `liveness.json` (config, rows, per-method metrics), `liveness.md` and `liveness_scores.json`
+(each method's live scores and true categories per example on dev and test, for ROC/DET curves) under --out.
 
 The shape follows the harness of issue 9: `load_examples`, `predict`, `metric`.
 """
@@ -248,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / "liveness.json").write_text(json.dumps({"config": config, "counts": {s: len(v) for s, v in labels.items()},
                                                    "rows": rows, "summary": summaries}, indent=2) + "\n")
     (out / "liveness.md").write_text(table + "\n")
-    print(f"\nwrote {out / 'liveness.json'} and liveness.md", file=sys.stderr)
+    per_example = {m: {s: {"live_score": v["live_score"], "label": labels[s]} for s, v in per.items() if s != "train"}
+                   for m, per in scores.items()}
+    (out / "liveness_scores.json").write_text(json.dumps(per_example) + "\n")
+    print(f"\nwrote {out / 'liveness.json'}, liveness.md and liveness_scores.json", file=sys.stderr)
     return 0
 
 

@@ -11,7 +11,8 @@ right; with m_i of them, a perfect model finds i's own image within its top k wi
 min(1, k / m_i), and the text-to-image ceiling is the mean of that over texts.
 
 Data written before generator version 2 has no `mentioned` field; `--mentioned FILE` (a JSON
-mapping file_name -> list of attributes) supplies it. Writes `retrieval.json` under --out.
+mapping file_name -> list of attributes) supplies it. Writes `retrieval.json` under --out, with the
+recall@k curves (both ways, and the text-to-image ceiling) at k = 1, 2, 5, 10, 20, ... for the report.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ def ambiguity_ceiling(labels: Sequence[dict], mentioned: Sequence[Sequence[str]]
     return out
 
 
+def curve_ks(n: int) -> list[int]:
+    """The k of a recall@k curve over n candidates: 1, 2, 5, 10, 20, 50, ... below n, then n."""
+    ks, k = [], 1
+    while k < n:
+        ks.append(k)
+        k = k * 5 // 2 if str(k)[0] == "2" else k * 2  # 1, 2, 5, 10, 20, 50, ...
+    return ks + [n]
+
+
 def predict(model, processor, images: Sequence, captions: Sequence[str], batch_size: int = 64) -> torch.Tensor:
     """(N_images, N_texts) cosine similarities."""
     from flip.zeroshot import encode_texts
@@ -87,11 +97,16 @@ def main(argv: list[str] | None = None) -> int:
 
     model, processor = flip.load(args.model)
     images, captions, labels, mentioned = load_examples(args.data, args.split, args.n, args.mentioned)
-    measured = retrieval_recall(predict(model, processor, images, captions))
+    similarity = predict(model, processor, images, captions)
+    measured = retrieval_recall(similarity)
     ceiling = ambiguity_ceiling(labels, mentioned)
+    ks = curve_ks(len(images))
     result = {"model": args.model or "flip-tiny-synth", "data": args.data, "split": args.split, "pairs": len(images),
               "recall": measured, "t2i_ceiling": ceiling,
               "t2i_r5_of_ceiling": measured["t2i_r5"] / ceiling["t2i_r5"]}
+    recall_at, ceiling_at = retrieval_recall(similarity, ks=ks), ambiguity_ceiling(labels, mentioned, ks)
+    result["curve"] = {"k": ks, **{name: [recall_at[f"{name}_r{k}"] for k in ks] for name in ("i2t", "t2i")},
+                       "t2i_ceiling": [ceiling_at[f"t2i_r{k}"] for k in ks]}
     print(f"{len(images)} pairs; a caption fits {ceiling['mean_images_per_caption']:.1f} images on average")
     print("            R@1    R@5    R@10")
     for name in ("i2t", "t2i"):
