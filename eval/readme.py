@@ -79,7 +79,19 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
                 goal = f" (goal {h['goal']})" if h.get("goal") is not None else ""
                 out.append((h["name"], f"{value}{goal}; {machine}"))
         return out
-    return [(f["name"], f"{f['value']:.3f}") for f in figures[:8]]  # naming, vqa: as their modules report them
+    if name == "vqa":
+        mean = r["mean"]
+        out = [(f"question answering, mean over {len(r['rows'])} attributes ({r['questions']:,} questions, "
+                f"{r['images']:,} {split} faces)", f"chance {_pct(mean['chance'])}, majority {_pct(mean['majority'])}")]
+        for method, label in (("base", "base VLM"), ("lora", "LoRA fine-tuned VLM"),
+                              ("zero-shot", "FLIP zero-shot by description, same faces")):
+            if method in mean:
+                out.append((label, _pct(mean[method])))
+        if r.get("trained_fraction") is not None:
+            out.append(("parameters LoRA trains", f"{r['trained_parameters']:,} ({100 * r['trained_fraction']:.2f}% "
+                                                   f"of {r['base_parameters']:,})"))
+        return out
+    return [(f["name"], f"{f['value']:.3f}") for f in figures[:8]]  # naming: as its module reports them
 
 
 def render_results(results: dict[str, Any], source: str = "report/results.json") -> str:

@@ -79,3 +79,19 @@ def test_the_repository_readme_has_the_markers_once():
     text = (REPO / "README.md").read_text()
     assert all(text.count(marker) == 1 for marker in MARKERS)
     assert text.index(MARKERS[0]) > text.index("## Results")
+
+
+def test_vqa_rows_summarise_methods_and_trained_fraction():
+    results = json.loads(json.dumps(RESULTS))
+    results["suites"]["vqa"] = {
+        "status": "ok", "dataset": "data/synth-qa", "split": "test", "synthetic": True,
+        "result": {"questions": 120, "images": 10, "rows": [{"attribute": "emotion"}, {"attribute": "hat"}],
+                   "mean": {"chance": 0.3, "majority": 0.4, "zero-shot": 0.6, "base": 0.0, "lora": 0.35},
+                   "trained_parameters": 900, "base_parameters": 90000, "trained_fraction": 0.01}}
+    text = render_results(results, "report/results.json")
+    vqa = [line for line in text.splitlines() if line.startswith("| vqa |")]
+    assert vqa[0].startswith("| vqa | question answering, mean over 2 attributes (120 questions, 10 test faces) | "
+                             "chance 30.0%, majority 40.0% |")
+    assert "| vqa | LoRA fine-tuned VLM | 35.0% |" in text and "| vqa | base VLM | 0.0% |" in text
+    assert "| vqa | parameters LoRA trains | 900 (1.00% of 90,000) |" in text
+    assert "rows/" not in text
