@@ -42,7 +42,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from eval.machine import cpu_model  # noqa: E402
 
 #: flip-tiny's image tower, and a CLIP text transformer of MiniLM's width and depth.
 VISION = dict(image_size=112, patch_size=16, width=256, layers=6, head_width=64, mlp_ratio=4.0)  # 4 heads
@@ -279,16 +280,6 @@ def memory_in_subprocess(args, side_name: str) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"memory measurement of {side_name} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,14 +17,14 @@ Writes `run.output_dir/model/` (a transformers `LlavaForConditionalGeneration` a
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finetune.vqa_lora import _device, load_config, read_records, save_config
+from finetune.vqa_lora import TrainSection as LoRATrainSection
+from finetune.vqa_lora import _device, read_records, recipe_main, save_config
 from flip.vqa.toy import ToyVLMConfig
 
 
@@ -44,20 +44,15 @@ class DataSection:
 
 
 @dataclass
-class TrainSection:
+class TrainSection(LoRATrainSection):
+    """The LoRA recipe's training fields and checks, with captioning pretraining's defaults."""
+
     steps: int = 500
     batch_size: int = 32
     lr: float = 2.0e-3
     weight_decay: float = 0.01
     warmup: int = 30
-    seed: int = 0
     log_every: int = 20
-
-    def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"train.steps={self.steps}, train.batch_size={self.batch_size}: expected >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"train.lr={self.lr}: expected > 0")
 
 
 @dataclass
@@ -122,17 +117,8 @@ def run(config: VQABaseConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m finetune.vqa_base", description=__doc__.splitlines()[0],
-                                epilog="Any config field can be overridden: --section.key value",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", type=Path, default=None, help="YAML recipe (finetune/configs/vqa_toy_base.yaml)")
-    args, overrides = p.parse_known_args(argv)
-    try:
-        run(load_config(VQABaseConfig, args.config, overrides))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"vqa_base: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return recipe_main("vqa_base", __doc__, VQABaseConfig, run, "YAML recipe (finetune/configs/vqa_toy_base.yaml)",
+                       argv)
 
 
 if __name__ == "__main__":

@@ -258,19 +258,23 @@ def _portable(base: str) -> str:
     return str(path.resolve()) if path.exists() else base
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m finetune.vqa_lora", description=__doc__.splitlines()[0],
+def recipe_main(name: str, doc: str, config_cls, run_fn, config_help: str, argv: list[str] | None = None) -> int:
+    """`python -m finetune.<name> --config YAML [--section.key value ...]`: load, run, report errors in one line."""
+    p = argparse.ArgumentParser(prog=f"python -m finetune.{name}", description=doc.splitlines()[0],
                                 epilog="Any config field can be overridden: --section.key value",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", type=Path, default=None, help="YAML recipe (finetune/configs/vqa_*.yaml)")
+    p.add_argument("--config", type=Path, default=None, help=config_help)
     args, overrides = p.parse_known_args(argv)
     try:
-        config = load_config(VQALoRAConfig, args.config, overrides)
-        run(config)
+        run_fn(load_config(config_cls, args.config, overrides))
     except (ValueError, FileNotFoundError) as err:
-        print(f"vqa_lora: {err}", file=sys.stderr)
+        print(f"{name}: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return recipe_main("vqa_lora", __doc__, VQALoRAConfig, run, "YAML recipe (finetune/configs/vqa_*.yaml)", argv)
 
 
 if __name__ == "__main__":
