@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetune.vqa_lora import TrainSection as LoRATrainSection
-from finetune.vqa_lora import _device, read_records, recipe_main, save_config
+from finetune.vqa_lora import _device, recipe_main, save_config
 from flip.vqa.toy import ToyVLMConfig
 
 
@@ -74,7 +74,7 @@ def run(config: VQABaseConfig) -> dict:
     import torch
 
     from flip.hub import load
-    from flip.vqa.data import caption_examples, corpus
+    from flip.vqa.data import caption_examples, corpus, read_records
     from flip.vqa.formats import PromptFormat
     from flip.vqa.tokenizer import train_sentencepiece_tokenizer
     from flip.vqa.toy import CHAT_TEMPLATE_WORDS, IMAGE_TOKEN, build_toy_vlm

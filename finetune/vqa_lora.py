@@ -131,24 +131,9 @@ class VQALoRAConfig:
 
 def load_config(cls, path: str | Path | None, overrides: list[str]):
     """`cls` from a YAML file plus `--section.key value` overrides (flip train's rules)."""
-    import yaml
+    from flip.train.config import load_config as load
 
-    from flip.train.config import from_dict, merge, parse_overrides
-
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no config file {path}")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the config must be a mapping of sections")
-    if overrides:
-        data = merge(data, parse_overrides(overrides))
-    try:
-        return from_dict(cls, data)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}" if path else str(err)) from None
+    return load(path, overrides, cls=cls)
 
 
 def save_config(config, path: Path) -> None:
@@ -156,19 +141,6 @@ def save_config(config, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(asdict(config), sort_keys=False))
-
-
-def read_records(source: str, dataset: str, split: str | None, check_images: bool, limit: int | None = None) -> list:
-    from flip.data.loaders import load_records
-
-    records = []
-    for record in load_records(source, dataset, split, check_images=check_images):
-        records.append(record)
-        if limit is not None and len(records) >= limit:
-            break
-    if not records:
-        raise ValueError(f"{source}: no records in split {split!r}")
-    return records
 
 
 def _device(name: str | None) -> str:
@@ -183,7 +155,7 @@ def run(config: VQALoRAConfig) -> dict:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from eval.tasks import vqa as vqa_task
-    from flip.vqa.data import qa_examples
+    from flip.vqa.data import qa_examples, read_records
     from flip.vqa.formats import PromptFormat, model_family
     from flip.vqa.model import VQA_CONFIG, VQAModel, check_supported
     from flip.vqa.training import adapter_parameter_counts, apply_lora, fit

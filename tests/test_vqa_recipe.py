@@ -133,8 +133,7 @@ def test_recipe_saves_an_adapter_that_reloads_to_the_same_answers(runs, family):
     # the held-out examples, rebuilt exactly as the run built them, answered by the reloaded adapter
     import yaml
 
-    from finetune.vqa_lora import read_records
-    from flip.vqa.data import qa_examples
+    from flip.vqa.data import qa_examples, read_records
 
     rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     config = yaml.safe_load((run / "config.yaml").read_text())

@@ -38,16 +38,9 @@ def load_examples(data: str | Path, split: str | None = "test", attributes: Sequ
                   limit: int | None = None, dataset: str = "auto", questions: dict | None = None,
                   seed: int = 1) -> tuple[list, list]:
     """(QA examples, their records): one question per labelled, visible attribute of each of `limit` images."""
-    from flip.data.loaders import load_records
-    from flip.vqa.data import qa_examples
+    from flip.vqa.data import qa_examples, read_records
 
-    records = []
-    for record in load_records(data, dataset, split, check_images=False):
-        records.append(record)
-        if limit is not None and len(records) >= limit:
-            break
-    if not records:
-        raise ValueError(f"{data}: no examples (split {split!r})")
+    records = read_records(data, dataset, split, limit=limit)
     return qa_examples(records, attributes, questions, None, seed=seed), records
 
 

@@ -311,8 +311,9 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
-    """The TrainConfig of a YAML file (optional) with overrides applied (a list of CLI args or a dict)."""
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None, cls: type = None):
+    """The `cls` (default: TrainConfig) of a YAML file (optional) with overrides applied (a list of CLI
+    args or a dict); other recipes (e.g. finetune/vqa_lora.py) pass their own config dataclass."""
     import yaml
 
     data: dict = {}
@@ -329,7 +330,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     if overrides:
         data = merge(data, parse_overrides(overrides) if isinstance(overrides, list) else overrides)
     try:
-        return from_dict(TrainConfig, data)
+        return from_dict(cls or TrainConfig, data)
     except ValueError as err:
         raise ValueError(f"{path}: {err}" if path else str(err)) from None
 

@@ -29,6 +29,22 @@ from flip.vqa.formats import QAExample
 CAPTION_PROMPTS = ("Describe this face.", "Write a caption for this photo.", "What does this person look like?")
 
 
+def read_records(source: str, dataset: str = "auto", split: str | None = None, check_images: bool = False,
+                 limit: int | None = None) -> list[FaceRecord]:
+    """The first `limit` records of `source`'s split, read by `flip.data.loaders.load_records`; an
+    empty split is an error naming the source and split."""
+    from flip.data.loaders import load_records
+
+    records = []
+    for record in load_records(source, dataset, split, check_images=check_images):
+        records.append(record)
+        if limit is not None and len(records) >= limit:
+            break
+    if not records:
+        raise ValueError(f"{source}: no records in split {split!r}")
+    return records
+
+
 def record_labels(record: FaceRecord, questions: Mapping[str, Sequence[str]]) -> dict:
     """The labels of a record that can be asked about: its attributes, plus `extra` fields with questions."""
     labels = dict(record.attributes())
