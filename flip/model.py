@@ -170,18 +170,26 @@ class FLIPModel(FLIPPreTrainedModel):
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Projected, unnormalised text features, (N, D)."""
+        return self.text_proj(self.pool_text(input_ids, attention_mask, position_ids))
+
+    def pool_text(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The text tower's pooled output before the projection, (N, W): what a trainer can compute
+        once and reuse when the tower is locked."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         out = self.text_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
         pooling = self.config.text_pooling
         if pooling == "pooler":
-            pooled = out.pooler_output
-        elif pooling == "cls":
-            pooled = out.last_hidden_state[:, 0]
-        else:  # masked mean
-            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-            pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return self.text_proj(pooled)
+            return out.pooler_output
+        if pooling == "cls":
+            return out.last_hidden_state[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)  # masked mean
+        return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
     def encode_image(self, pixel_values: torch.Tensor, normalize: bool = True, **kwargs) -> torch.Tensor:
         """Image embeddings, (N, D), L2-normalised unless `normalize=False`."""

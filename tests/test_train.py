@@ -310,6 +310,56 @@ def test_locked_tower_is_frozen_and_stays_in_eval_mode():
     assert not model.vision_model.training and model.text_model.training
 
 
+def test_pool_captions_encodes_each_distinct_caption_once_as_the_tower_would():
+    from contextlib import nullcontext
+
+    from flip.processor import FLIPProcessor
+    from flip.train.data import pool_captions
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config())  # nn.Module starts in training mode: dropout would make rows differ
+    processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=16)
+    captions = ["a face with red hair", "a smiling face with a long grey beard", "a face with red hair", "blue"]
+    calls = []
+    model.text_model.register_forward_hook(lambda module, args, out: calls.append(1))
+    table = pool_captions(model, processor, captions, torch.device("cpu"), nullcontext, batch_size=2)
+    assert table.shape == (4, model.config.text_config.hidden_size) and len(calls) == 2  # 3 distinct, batches of 2
+    assert model.text_model.training  # its mode is given back
+    model.eval()
+    for caption, row in zip(captions, table):
+        text = processor.texts([caption])
+        torch.testing.assert_close(row, model.pool_text(text["input_ids"], text["attention_mask"])[0],
+                                   atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model.text_proj(table[:1]), model.get_text_features(**processor.texts(captions[:1])),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_locked_text_tower_cached_once_trains_as_if_encoded_every_step(dataset, tmp_path):
+    from flip.train import load_config, train
+
+    results = {}
+    for cache in (True, False):
+        settings = tiny_settings(dataset, tmp_path / f"run-{cache}", towers={"text": "lock", "cache_locked_text": cache},
+                                 run={"max_steps": 4, "deterministic": True, "precision": "fp32"})
+        results[cache] = train(load_config(None, settings))
+    assert results[True].losses == pytest.approx(results[False].losses, rel=1e-5, abs=1e-6)
+    assert results[True].metrics == pytest.approx(results[False].metrics, rel=1e-4, abs=1e-4)
+    with pytest.raises(ValueError, match="either input_ids or text_pooled"):
+        from flip.train.objective import PretrainObjective
+
+        PretrainObjective(FLIPModel(tiny_config()), LossSection())(pixel_values=torch.zeros(2, 3, 32, 32))
+
+
+def test_eval_size_takes_the_first_pairs_of_a_separate_eval_set(dataset, tmp_path):
+    from flip.train import load_config, train
+
+    settings = tiny_settings(dataset, tmp_path / "run", data={"eval": str(dataset), "eval_size": 6},
+                             run={"max_steps": 1})
+    result = train(load_config(None, settings))
+    assert "- held-out pairs: 6" in (result.final_dir / "README.md").read_text()
+    assert "eval/t2i_r1" in result.metrics
+
+
 def test_lora_adapts_one_towers_attention_and_merges_back():
     from flip.train.modeling import count_parameters, setup_towers
 

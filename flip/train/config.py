@@ -54,7 +54,7 @@ class DataSection:
     split: str | None = None  # the split of `train` to read, when the folder holds several
     eval: str | None = None  # held-out pairs (same layout and options); None: `eval_size` pairs split off `train`
     eval_split: str | None = None  # the split of `eval` to read
-    eval_size: int = 1000  # pairs held out from `train` when `eval` is None; 0: no evaluation
+    eval_size: int = 1000  # held-out pairs: split off `train` when `eval` is None, else the first of `eval`; 0: none
     max_samples: int | None = None  # use only the first N training pairs (quick runs)
     batch_size: int = 64  # pairs per process and micro-batch; the loss sees batch_size x processes
     num_workers: int = 2  # DataLoader worker processes decoding images
@@ -125,6 +125,7 @@ class TowersSection:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
+    cache_locked_text: bool = True  # a locked text tower encodes each caption once, before training (not with ITM)
 
     def __post_init__(self):
         for name in ("vision", "text"):

@@ -88,11 +88,17 @@ class PairDataset(Dataset):
     Encoded images are packed into one numpy buffer with offsets: DataLoader workers forked from the
     main process then share it for good, where a list of 100,000 `bytes` objects would be copied page
     by page into every worker as their reference counts change.
+    text_features (N, W): a locked text tower's output per record (`pool_captions`), given in place
+    of the caption.
     """
 
-    def __init__(self, records: Sequence[FaceRecord]):
+    def __init__(self, records: Sequence[FaceRecord], text_features: torch.Tensor | None = None):
         self.ids = np.asarray(image_ids(records), dtype=np.int64)
         self.captions = [r.caption for r in records]
+        if text_features is not None:
+            if len(text_features) != len(records):
+                raise ValueError(f"text_features has {len(text_features)} rows for {len(records)} records")
+            self.captions = text_features
         images = [r.image for r in records]
         self._images, self._blob, self._offsets = images, None, None
         if images and all(isinstance(i, (bytes, bytearray)) for i in images):
@@ -113,8 +119,9 @@ class PairDataset(Dataset):
 
 class PairCollator:
     """A list of (image, caption, id) -> dict of pixel_values (N, 3, S, S), input_ids and
-    attention_mask (N, L), ids (N,). `padding="max_length"` gives every batch the same length (needed
-    when token ids are gathered across ranks, for image-text matching)."""
+    attention_mask (N, L), ids (N,); captions given as text features (W,) become `text_pooled` (N, W).
+    `padding="max_length"` gives every batch the same length (needed when token ids are gathered
+    across ranks, for image-text matching)."""
 
     def __init__(self, processor, padding: str = "longest"):
         self.processor = processor
@@ -122,13 +129,13 @@ class PairCollator:
 
     def __call__(self, items):
         images, captions, ids = zip(*items)
-        text = self.processor.texts(list(captions), padding=self.padding)
-        return {
-            "pixel_values": self.processor.images(list(images)),
-            "input_ids": text["input_ids"],
-            "attention_mask": text["attention_mask"],
-            "ids": torch.tensor(ids, dtype=torch.long),
-        }
+        batch = {"pixel_values": self.processor.images(list(images)), "ids": torch.tensor(ids, dtype=torch.long)}
+        if isinstance(captions[0], torch.Tensor):
+            batch["text_pooled"] = torch.stack(captions)
+        else:
+            text = self.processor.texts(list(captions), padding=self.padding)
+            batch.update(input_ids=text["input_ids"], attention_mask=text["attention_mask"])
+        return batch
 
 
 class ResumableBatchSampler(Sampler[list[int]]):
@@ -163,3 +170,31 @@ class ResumableBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return self.batches_per_epoch - self.start
+
+
+@torch.no_grad()  # not inference_mode: the rows feed the trained projection
+def pool_captions(model, processor, captions: Sequence[str], device: torch.device, autocast,
+                  batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+    """The text tower's pooled output for every caption, (N, W), on the CPU.
+
+    For a locked tower (LiT) this never changes, so training computes it once instead of every epoch:
+    each distinct caption is encoded once, in batches of similar length (little padding).
+    """
+    distinct = sorted(set(captions), key=len)
+    rows = []
+    steps = range(0, len(distinct), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="encoding captions (locked text tower)", unit="batch", dynamic_ncols=True)
+    tower = model.text_model
+    was_training = tower.training
+    tower.eval()  # as a locked tower runs in training: no dropout
+    for start in steps:
+        text = processor.texts(distinct[start:start + batch_size], padding="longest")
+        with autocast():
+            pooled = model.pool_text(text["input_ids"].to(device), text["attention_mask"].to(device))
+        rows.append(pooled.float().cpu())
+    tower.train(was_training)
+    position = {caption: i for i, caption in enumerate(distinct)}
+    return torch.cat(rows)[torch.tensor([position[c] for c in captions])]

@@ -14,6 +14,10 @@ Design choices:
   current step and returns with status "interrupted". A non-finite loss on any rank stops every rank
   before the optimiser step, with the last good checkpoint untouched (`NonFiniteLossError`).
 - Only the first process writes (checkpoints, metrics, the final model) and evaluates.
+- A locked text tower (LiT) gives every caption the same output in every epoch, so by default its
+  pooled output is computed once before the loop (`pool_captions`) and the workers hand those rows to
+  the objective instead of tokens: a step then runs only the text projection (on flip-tiny-synth
+  the tower's forward was about 28% of a step). Image-text matching needs the tokens: no cache then.
 """
 
 from __future__ import annotations
@@ -118,7 +122,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
     """Train as configured; returns what happened. See the module docstring."""
     from torch.utils.data import DataLoader
 
-    from .data import PairCollator, PairDataset, ResumableBatchSampler, read_pairs, split_held_out
+    from .data import PairCollator, PairDataset, ResumableBatchSampler, pool_captions, read_pairs, split_held_out
     from .evaluate import evaluate
     from .metrics import MetricWriter
     from .modeling import build_model, count_parameters, setup_towers
@@ -155,8 +159,10 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         records = read_pairs(cfg_data.train, cfg_data.dataset, cfg_data.split, cfg_data.check_images,
                              cfg_data.max_samples, **cfg_data.options)
         if cfg_data.eval:
-            held_out = read_pairs(cfg_data.eval, cfg_data.dataset, cfg_data.eval_split, cfg_data.check_images,
-                                  **cfg_data.options)
+            held_out = []
+            if cfg_data.eval_size:
+                held_out = read_pairs(cfg_data.eval, cfg_data.dataset, cfg_data.eval_split, cfg_data.check_images,
+                                      cfg_data.eval_size, **cfg_data.options)
         else:
             records, held_out = split_held_out(records, cfg_data.eval_size, run.seed)
         collate = PairCollator(processor, padding="max_length" if config.loss.itm_weight > 0 else "longest")
@@ -164,8 +170,13 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
                                         multiple_of=optim.accumulate)
         loader_kwargs = dict(collate_fn=collate, num_workers=cfg_data.num_workers, worker_init_fn=ignore_sigterm,
                              persistent_workers=cfg_data.num_workers > 0, pin_memory=ctx.device.type == "cuda")
+        text_features = None
+        if "text_model" in trainable.locked and config.towers.cache_locked_text and config.loss.itm_weight == 0:
+            text_features = pool_captions(model, processor, [r.caption for r in records], ctx.device, autocast,
+                                          batch_size=max(cfg_data.batch_size, 256), progress=run.progress and ctx.is_main)
         # the loaders' own generators: making an iterator never draws from the global RNG
-        loader = DataLoader(PairDataset(records), batch_sampler=sampler, generator=torch.Generator(), **loader_kwargs)
+        loader = DataLoader(PairDataset(records, text_features), batch_sampler=sampler, generator=torch.Generator(),
+                            **loader_kwargs)
         n_train, records = len(records), None  # the dataset holds the images now, packed
         eval_loader = None
         if held_out and ctx.is_main:

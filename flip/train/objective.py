@@ -114,21 +114,32 @@ class PretrainObjective(nn.Module):
         return self
 
     # -- encoders ------------------------------------------------------------------------------------
-    def _encode(self, model, pixel_values, input_ids, attention_mask, keep_image_tokens: bool):
-        """Normalised image and text embeddings (N, D), plus the image tokens (N, L, W) for ITM when asked."""
+    def _encode(self, model, pixel_values, input_ids, attention_mask, keep_image_tokens: bool, text_pooled=None):
+        """Normalised image and text embeddings (N, D), plus the image tokens (N, L, W) for ITM when asked.
+        `text_pooled` (N, W): the locked text tower's output computed beforehand; only its projection runs."""
         image_features, image_tokens = model.image_features_and_tokens(pixel_values)
-        text_embeds = model.encode_text(input_ids, attention_mask)
+        if text_pooled is not None:
+            text_embeds = F.normalize(model.text_proj(text_pooled), dim=-1)
+        else:
+            text_embeds = model.encode_text(input_ids, attention_mask)
         return F.normalize(image_features, dim=-1), text_embeds, (image_tokens if keep_image_tokens else None)
 
     # -- forward -------------------------------------------------------------------------------------
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                ids: torch.Tensor, alpha: float = 0.0) -> LossOutput:
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, ids: torch.Tensor | None = None, alpha: float = 0.0,
+                text_pooled: torch.Tensor | None = None) -> LossOutput:
         """pixel_values (N, 3, S, S), input_ids / attention_mask (N, L), ids (N,) image ids (pairs with
-        equal ids are positives for ITM mining); alpha: the soft-target weight at this step."""
+        equal ids are positives for ITM mining); alpha: the soft-target weight at this step.
+        text_pooled (N, W) replaces input_ids for a locked text tower whose output was computed once."""
         cfg = self.loss_config
         model = self.model
         use_itm = cfg.itm_weight > 0
-        image_embeds, text_embeds, image_tokens = self._encode(model, pixel_values, input_ids, attention_mask, use_itm)
+        if (text_pooled is None) == (input_ids is None):
+            raise ValueError("PretrainObjective needs either input_ids or text_pooled, not both")
+        if use_itm and text_pooled is not None:
+            raise ValueError("image-text matching needs the caption tokens (input_ids), not text_pooled")
+        image_embeds, text_embeds, image_tokens = self._encode(model, pixel_values, input_ids, attention_mask, use_itm,
+                                                               text_pooled)
         # the loss is computed in float32 whatever the autocast precision of the towers
         image_embeds, text_embeds = image_embeds.float(), text_embeds.float()
         all_image, all_text = gather_batch(image_embeds), gather_batch(text_embeds)
@@ -143,7 +154,8 @@ class PretrainObjective(nn.Module):
         else:
             with torch.no_grad():
                 self.momentum.update_parameters(model)
-                image_m, text_m, _ = self._encode(self.momentum.module, pixel_values, input_ids, attention_mask, False)
+                image_m, text_m, _ = self._encode(self.momentum.module, pixel_values, input_ids, attention_mask, False,
+                                                  text_pooled)
                 image_m, text_m = gather_batch(image_m.float()), gather_batch(text_m.float())
                 image_keys, text_keys = image_m, text_m
                 if self.image_queue is not None:  # cat copies: enqueueing below cannot touch the keys
