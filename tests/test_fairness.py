@@ -9,59 +9,64 @@ import shutil
 import numpy as np
 import pytest
 
-from eval.tasks.fairness import audit, bootstrap_gaps, group_accuracy, largest_gap
+from eval.tasks.fairness import audit, largest_gap
 
 
-def test_group_accuracy_counts_by_hand_and_skips_unknown_groups():
-    correct = [1, 0, 1, 1, 0, 1]
-    groups = ["dark", "dark", "light", "light", None, "medium"]
-    assert group_accuracy(correct, groups) == {"dark": {"accuracy": 0.5, "n": 2}, "light": {"accuracy": 1.0, "n": 2},
-                                               "medium": {"accuracy": 1.0, "n": 1}}
-    with pytest.raises(ValueError, match="3 outcomes for 2 group labels"):
-        group_accuracy([1, 0, 1], ["a", "b"])
+def gap(correct, groups, **options):
+    """The group_gap evaluate module on outcomes: a right example predicts its reference."""
+    return largest_gap(["y" if c else "n" for c in correct], ["y"] * len(correct), groups, **options)
+
+
+def test_group_accuracies_are_counted_by_hand_and_unknown_groups_skipped():
+    result = gap([1, 0, 1, 1, 0, 1, 1], ["dark", "dark", "light", "light", None, "medium", "medium"])
+    assert result["groups"] == {"dark": {"accuracy": 0.5, "n": 2}, "light": {"accuracy": 1.0, "n": 2},
+                                "medium": {"accuracy": 1.0, "n": 2}}
+    assert result["gap"] == 0.5 and result["worst"] == "dark" and result["best"] == "light"  # first on ties
+    with pytest.raises(ValueError, match="no predictions"):
+        largest_gap([], [], [])
 
 
 def test_gap_of_constant_groups_has_a_degenerate_interval():
     # Every resample of an all-right group and an all-wrong group is the same: gap 1, interval [1, 1].
-    result = largest_gap([1, 1, 1, 0, 0, 0], ["a", "a", "a", "b", "b", "b"], n_boot=200)
-    assert (result["gap"], result["low"], result["high"]) == (1.0, 1.0, 1.0)
+    result = gap([1, 1, 1, 0, 0, 0], ["a", "a", "a", "b", "b", "b"], n_boot=200)
+    assert (result["gap"], result["low"], result["high"], result["se"]) == (1.0, 1.0, 1.0, 0.0)
     assert result["best"] == "a" and result["worst"] == "b" and result["excluded"] == {}
 
 
 def test_bootstrap_distribution_matches_the_hand_computed_one():
     # Group a = [right, wrong]: a resample has 0, 1 or 2 right with probabilities 1/4, 1/2, 1/4,
-    # so its accuracy is 0, 0.5 or 1; group b is always 1. The gap 1 - acc(a) is 1, 0.5, 0 likewise.
-    correct, groups = [1, 0, 1, 1], ["a", "a", "b", "b"]
-    gaps = bootstrap_gaps(correct, groups, n_boot=20_000, seed=0)
-    for value, p in ((1.0, 0.25), (0.5, 0.5), (0.0, 0.25)):
-        assert np.mean(gaps == value) == pytest.approx(p, abs=0.015)
-    result = largest_gap(correct, groups, n_boot=20_000, seed=0)
+    # so its accuracy is 0, 0.5 or 1; group b is always 1. The gap 1 - acc(a) is 1, 0.5, 0 likewise:
+    # mean 0.5, standard deviation sqrt(2 * 1/4 * 0.5^2) = 0.3536, 95% interval [0, 1].
+    result = gap([1, 0, 1, 1], ["a", "a", "b", "b"], n_boot=20_000, seed=0)
     assert result["gap"] == 0.5 and (result["low"], result["high"]) == (0.0, 1.0)
+    assert result["se"] == pytest.approx(0.3536, abs=0.005)
     assert result["best"] == "b" and result["worst"] == "a"
+    # at 40% coverage the interval is the middle of the distribution: [0.5, 0.5]
+    assert (lambda r: (r["low"], r["high"]))(gap([1, 0, 1, 1], ["a", "a", "b", "b"], n_boot=20_000,
+                                                 confidence=0.4)) == (0.5, 0.5)
 
 
 def test_bootstrap_is_seeded_and_narrows_with_more_examples():
     rng = np.random.default_rng(1)
     groups = ["x"] * 40 + ["y"] * 40
     correct = list(rng.random(40) < 0.9) + list(rng.random(40) < 0.6)
-    a = largest_gap(correct, groups, seed=3)
-    assert a == largest_gap(correct, groups, seed=3)
-    assert (a["low"], a["high"]) != tuple(largest_gap(correct, groups, seed=4)[k] for k in ("low", "high"))
+    a = gap(correct, groups, seed=3)
+    assert a == gap(correct, groups, seed=3)
+    assert (a["low"], a["high"]) != tuple(gap(correct, groups, seed=4)[k] for k in ("low", "high"))
     assert a["low"] <= a["gap"] <= a["high"]
-    wide = largest_gap(correct, groups, seed=3)
-    narrow = largest_gap(correct * 10, groups * 10, seed=3)  # same accuracies, ten times the examples
-    assert narrow["gap"] == pytest.approx(wide["gap"])
-    assert narrow["high"] - narrow["low"] < (wide["high"] - wide["low"]) / 2
+    narrow = gap(correct * 10, groups * 10, seed=3)  # same accuracies, ten times the examples
+    assert narrow["gap"] == pytest.approx(a["gap"])
+    assert narrow["high"] - narrow["low"] < (a["high"] - a["low"]) / 2
 
 
 def test_small_groups_are_excluded_and_too_few_groups_is_an_error():
     correct, groups = [1, 1, 0, 0, 1], ["a", "a", "b", "b", "c"]
-    result = largest_gap(correct, groups, min_count=2, n_boot=50)
+    result = gap(correct, groups, min_count=2, n_boot=50)
     assert set(result["groups"]) == {"a", "b"} and result["excluded"] == {"c": 1} and result["gap"] == 1.0
     with pytest.raises(ValueError, match="at least two groups with >= 3 examples"):
-        largest_gap(correct, groups, min_count=3)
+        gap(correct, groups, min_count=3)
     with pytest.raises(ValueError, match="confidence"):
-        largest_gap(correct, groups, confidence=1.5)
+        gap(correct, groups, confidence=1.5)
 
 
 def test_audit_over_prediction_rows():

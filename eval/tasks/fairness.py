@@ -9,13 +9,10 @@ After FACET (Gustafson et al., 2023) and Casual Conversations (Hazirbas et al., 
 everyone hides who the errors fall on, so every attribute classifier is scored per perceived skin
 tone and age group (the synthetic world's labels), and per gender and race where a real dataset
 labels them (FairFace, UTKFace: `FaceRecord.extra`). The figure reported per (attribute, group
-field) is the largest gap, best group's accuracy minus worst group's, with a percentile bootstrap
-interval: each group is resampled with replacement on its own (stratified, so every resample keeps
-each group's size), the gap recomputed, and the interval read off the resampled gaps. Resampling n
-examples of which k are correct has a correct count distributed Binomial(n, k / n), so the bootstrap
-draws that count directly: exact, and cheap enough for 10,000 resamples. The gap is a maximum over
-groups, so with many small groups it is biased upwards; groups below `--min-count` are left out and
-listed. The classifier of a group's own attribute (skin tone by skin tone) is left out: that is its
+field) is the largest gap, best group's accuracy minus worst group's, with a stratified percentile
+bootstrap interval: the `evaluate` module `eval/metrics/group_gap` (loaded by path) computes both.
+The gap is a maximum over groups, so with many small groups it is biased upwards; groups below
+`--min-count` are left out and listed. The classifier of a group's own attribute (skin tone by skin tone) is left out: that is its
 per-class recall, which the confusion matrix shows.
 
 The lever classification by description offers (Menon & Vondrick, 2023): descriptors are data, so a
@@ -34,65 +31,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from eval.tasks.attributes import GROUP_FIELDS
 
 SHIPPED = "shipped"
 
 
-# -- pure functions ---------------------------------------------------------------------------------
-def group_accuracy(correct: Sequence[bool], groups: Sequence[str | None]) -> dict[str, dict[str, float]]:
-    """{group: {"accuracy", "n"}} over the examples whose group is known (None is left out), sorted by group."""
-    if len(correct) != len(groups):
-        raise ValueError(f"group_accuracy: {len(correct)} outcomes for {len(groups)} group labels")
-    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for c, g in zip(correct, groups):
-        if g is not None:
-            tally[g][0] += bool(c)
-            tally[g][1] += 1
-    return {g: {"accuracy": k / n, "n": n} for g, (k, n) in sorted(tally.items())}
+# -- the metric -------------------------------------------------------------------------------------
+METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
+_GROUP_GAP = None
 
 
-def bootstrap_gaps(correct: Sequence[bool], groups: Sequence[str | None], n_boot: int = 1000, seed: int = 0,
-                   min_count: int = 1) -> np.ndarray:
-    """(n_boot,) largest gaps between groups' accuracies, each group resampled with replacement on its own."""
-    per_group = [v for v in group_accuracy(correct, groups).values() if v["n"] >= min_count]
-    if len(per_group) < 2:
-        raise ValueError(f"bootstrap_gaps: need at least two groups with >= {min_count} examples, got {len(per_group)}")
-    rng = np.random.default_rng(seed)
-    # Resampling n outcomes with k correct: the correct count is Binomial(n, k / n).
-    accs = np.stack([rng.binomial(v["n"], v["accuracy"], size=n_boot) / v["n"] for v in per_group])
-    return accs.max(axis=0) - accs.min(axis=0)
+def largest_gap(predictions: Sequence[str], references: Sequence[str], groups: Sequence[str | None], **options):
+    """The group_gap `evaluate` module's figure: {"gap", "low", "high", "se", "best", "worst", "groups",
+    "excluded"}; options: min_count, n_boot, confidence, seed."""
+    global _GROUP_GAP
+    if _GROUP_GAP is None:
+        import evaluate
 
-
-def largest_gap(correct: Sequence[bool], groups: Sequence[str | None], n_boot: int = 1000, confidence: float = 0.95,
-                seed: int = 0, min_count: int = 1) -> dict[str, Any]:
-    """The largest accuracy gap between groups with at least `min_count` examples, and its bootstrap interval.
-
-    Returns {"gap", "low", "high", "best", "worst", "groups": {group: {"accuracy", "n"}}, "excluded":
-    {group: n}, "confidence", "n_boot", "seed"}; best and worst are the groups at the ends of the gap
-    (the first in sorted order on ties).
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence}: expected a value in (0, 1)")
-    if n_boot < 1:
-        raise ValueError(f"n_boot={n_boot}: expected at least 1")
-    per_group = group_accuracy(correct, groups)
-    kept = {g: v for g, v in per_group.items() if v["n"] >= min_count}
-    gaps = bootstrap_gaps(correct, groups, n_boot, seed, min_count)
-    best = max(kept, key=lambda g: kept[g]["accuracy"])
-    worst = min(kept, key=lambda g: kept[g]["accuracy"])
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(gaps, [tail, 1 - tail])
-    return {"gap": kept[best]["accuracy"] - kept[worst]["accuracy"], "low": float(low), "high": float(high),
-            "best": best, "worst": worst, "groups": kept,
-            "excluded": {g: v["n"] for g, v in per_group.items() if g not in kept},
-            "confidence": confidence, "n_boot": n_boot, "seed": seed}
+        _GROUP_GAP = evaluate.load(str(METRICS_DIR / "group_gap"))
+    return _GROUP_GAP.compute(predictions=list(predictions), references=list(references), groups=list(groups),
+                              **options)
 
 
 def audit(rows: Sequence[dict], variant: str = "descriptors", group_fields: Sequence[str] = GROUP_FIELDS,
@@ -115,14 +78,19 @@ def audit(rows: Sequence[dict], variant: str = "descriptors", group_fields: Sequ
             if attribute == field:
                 continue
             scored = [r for r in rows if attribute in r["labels"] and attribute in r[variant]]
-            correct = [r[variant][attribute] == r["labels"][attribute] for r in scored]
+            predictions = [r[variant][attribute] for r in scored]
+            references = [r["labels"][attribute] for r in scored]
             groups = [r.get("groups", r["labels"]).get(field) for r in scored]
-            known = sum(g is not None for g in groups)
-            if sum(v["n"] >= min_count for v in group_accuracy(correct, groups).values()) < 2:
+            counts = Counter(g for g in groups if g is not None)
+            if sum(n >= min_count for n in counts.values()) < 2:
                 continue
-            gap = largest_gap(correct, groups, n_boot, confidence, seed, min_count)
+            gap = largest_gap(predictions, references, groups, min_count=min_count, n_boot=n_boot,
+                              confidence=confidence, seed=seed)
+            known = sum(counts.values())
+            right = sum(p == r for p, r, g in zip(predictions, references, groups) if g is not None)
             entries.append({"attribute": attribute, "group_field": field, "variant": variant, "n": known,
-                            "accuracy": sum(c for c, g in zip(correct, groups) if g is not None) / known, **gap})
+                            "accuracy": right / known, **gap, "confidence": confidence, "n_boot": n_boot,
+                            "seed": seed})
     return entries
 
 
