@@ -246,3 +246,19 @@ def test_toy_base_recipe_pretrains_around_the_frozen_flip_tower(synth, checkpoin
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe this face."}]}],
         add_generation_prompt=True, tokenize=False)
     assert load_file(out / "model" / "model.safetensors")  # weights are written as safetensors
+
+
+def test_shipped_toy_recipes_are_valid_configs():
+    """The YAML files the README's commands name load into their recipes' configs, overrides applied."""
+    from pathlib import Path
+
+    from finetune.vqa_base import VQABaseConfig
+    from finetune.vqa_lora import VQALoRAConfig, load_config
+
+    configs = Path(__file__).parent.parent / "finetune" / "configs"
+    base = load_config(VQABaseConfig, configs / "vqa_toy_base.yaml", ["--train.steps", "3"])
+    lora = load_config(VQALoRAConfig, configs / "vqa_lora_toy.yaml", ["--lora.rank", "4"])
+    assert base.train.steps == 3 and base.language.hidden_size % base.language.num_attention_heads == 0
+    assert base.run.output_dir + "/model" == lora.model.base  # the LoRA recipe adapts what the base recipe writes
+    assert lora.lora.rank == 4 and "multi_modal_projector" in lora.lora.modules_to_save
+    assert lora.eval.synonyms["grey"] == ["gray"]
