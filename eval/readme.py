@@ -91,7 +91,14 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
             out.append(("parameters LoRA trains", f"{r['trained_parameters']:,} ({100 * r['trained_fraction']:.2f}% "
                                                    f"of {r['base_parameters']:,})"))
         return out
-    return [(f["name"], f"{f['value']:.3f}") for f in figures[:8]]  # naming: as its module reports them
+    if name == "naming":
+        out = []
+        for row in r["rows"]:
+            cells = [_pct(row[s]["f1"]) if row.get(s) else "-" for s in ("corpus", "new images")]
+            out.append((f"face naming F1 (without \"no name\"), {row['method']}, {row['faces']} faces: "
+                        "training corpus / new images", " / ".join(cells)))
+        return out
+    return [(f["name"], f"{f['value']:.3f}") for f in figures[:8]]  # any other suite: as its module reports them
 
 
 def render_results(results: dict[str, Any], source: str = "report/results.json") -> str:
@@ -115,7 +122,8 @@ def render_results(results: dict[str, Any], source: str = "report/results.json")
     for name, suite in suites.items():
         if suite["status"] != "ok":
             continue
-        data = "machine" if name == "speed" else f"{_data(suite)}: `{suite.get('dataset')}` ({suite.get('split')})"
+        data = "machine" if name == "speed" else f"{_data(suite)}: `{suite.get('dataset')}`" + (
+            f" ({suite['split']})" if suite.get("split") else "")
         for figure, value in _rows(name, suite, by_suite.get(name, [])):
             lines.append(f"| {name} | {figure} | {value} | {data} |")
     skipped = [f"{n} ({s['reason']})" for n, s in suites.items() if s["status"] != "ok"]
