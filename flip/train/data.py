@@ -94,11 +94,11 @@ class PairDataset(Dataset):
 
     def __init__(self, records: Sequence[FaceRecord], text_features: torch.Tensor | None = None):
         self.ids = np.asarray(image_ids(records), dtype=np.int64)
-        self.captions = [r.caption for r in records]
+        self.texts = [r.caption for r in records]  # or, for a locked text tower, its rows
         if text_features is not None:
             if len(text_features) != len(records):
                 raise ValueError(f"text_features has {len(text_features)} rows for {len(records)} records")
-            self.captions = text_features
+            self.texts = text_features
         images = [r.image for r in records]
         self._images, self._blob, self._offsets = images, None, None
         if images and all(isinstance(i, (bytes, bytearray)) for i in images):
@@ -107,14 +107,14 @@ class PairDataset(Dataset):
             self._images = None
 
     def __len__(self) -> int:
-        return len(self.captions)
+        return len(self.texts)
 
     def __getitem__(self, index: int):
         if self._blob is not None:
             image = self._blob[self._offsets[index]:self._offsets[index + 1]].tobytes()
         else:
             image = self._images[index]
-        return image, self.captions[index], int(self.ids[index])
+        return image, self.texts[index], int(self.ids[index])
 
 
 class PairCollator:
