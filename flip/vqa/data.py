@@ -16,6 +16,7 @@ Design choices:
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -35,11 +36,7 @@ def read_records(source: str, dataset: str = "auto", split: str | None = None, c
     empty split is an error naming the source and split."""
     from flip.data.loaders import load_records
 
-    records = []
-    for record in load_records(source, dataset, split, check_images=check_images):
-        records.append(record)
-        if limit is not None and len(records) >= limit:
-            break
+    records = list(itertools.islice(load_records(source, dataset, split, check_images=check_images), limit))
     if not records:
         raise ValueError(f"{source}: no records in split {split!r}")
     return records
