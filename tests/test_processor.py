@@ -65,6 +65,7 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
         ("image_std", (0.5, 0.0, 0.5)),
         ("resize_mode", "crop"),
         ("resample", "cubic"),
+        ("resize_backend", "cv2"),
         ("max_length", 1),
         ("padding", "both"),
         ("return_attention_mask", "yes"),
@@ -195,8 +196,35 @@ def test_pixels_match_open_clip_preprocessing(minilm):
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)) for shape in [(37, 50, 3), (64, 29, 3)]]
     theirs = torch.stack([image_transform(24, is_train=False)(image) for image in images])
-    ours = FLIPProcessor(minilm, image_size=24).images(images)
+    ours = FLIPProcessor(minilm, image_size=24, resize_backend="pil").images(images)
     assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("resample", ["bicubic", "bilinear"])
+def test_torch_resize_stays_within_two_levels_of_pil(minilm, resample):
+    """The default backend (torch's antialiased uint8 resize) against PIL's, on faces (smooth images, as
+    photographs are) shrunk and enlarged, square and not, in both resize modes."""
+    from flip.data.synthetic import make_identities, render_face, sample_face
+
+    rng = np.random.default_rng(0)
+    face = render_face(sample_face(rng, make_identities(1, seed=0)[0]), size=128)[0]
+    images = [face, face.resize((50, 37)), face.resize((29, 64)), face.resize((20, 24)), face.resize((300, 500))]
+    for mode in ("shortest", "squash"):
+        fast, exact = (FLIPProcessor(minilm, image_size=112, resize_mode=mode, resample=resample,
+                                     resize_backend=backend).pixels(images) for backend in ("torch", "pil"))
+        diff = (fast.int() - exact.int()).abs()
+        assert fast.dtype == torch.uint8 and fast.shape == (5, 3, 112, 112)
+        assert diff.max() <= 2 and (diff > 0).float().mean() < 0.02, (mode, diff.max(), (diff > 0).float().mean())
+
+
+def test_pixels_then_normalize_is_images(processor):
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    pixels = processor.pixels([image, image])
+    assert pixels.dtype == torch.uint8 and pixels.shape == (2, 3, 16, 16)
+    assert torch.equal(processor.normalize(pixels), processor.images([image, image]))
+    assert processor.normalize(pixels, dtype=torch.bfloat16).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="normalize: expected uint8 pixels"):
+        processor.normalize(processor.images([image]))
 
 
 def test_sources_give_identical_pixels(processor, tmp_path):
