@@ -166,7 +166,7 @@ class LivenessClassifier:
         for batch in loader:
             done = [str(paths[i]) for i in batch["index"]]
             failed = [(str(paths[i]), why) for i, why in batch["failed"]]
-            result = self.score_embeddings(self.classifier.encode_images(batch["pixel_values"])) if done else None
+            result = self.score_embeddings(self.classifier.encode_pixels(batch["pixels"])) if done else None
             yield LivenessBatch(done, result, failed)
 
 
@@ -264,7 +264,7 @@ def score_records(scorer, records, batch_size: int = 64,
     for batch in image_file_loader(items, scorer.processor, batch_size, num_workers):
         failed += [(names[i], why) for i, why in batch["failed"]]
         if batch["index"]:
-            results.append(scorer.score_embeddings(scorer.classifier.encode_images(batch["pixel_values"])))
+            results.append(scorer.score_embeddings(scorer.classifier.encode_pixels(batch["pixels"])))
             kept += [labels[i] for i in batch["index"]]
     if not results:
         raise ValueError("no readable images to score")

@@ -117,7 +117,8 @@ def extract_features(model, processor, images: Sequence, batch_size: int = 64,
             index, why = batch["failed"][0]
             raise ValueError(f"{names[index] if names is not None else f'image {index}'}: {why}")
         with torch.inference_mode():
-            out.append(model.encode_image(batch["pixel_values"].to(param.device, param.dtype)).float().cpu())
+            pixel_values = processor.normalize(batch["pixels"].to(param.device, non_blocking=True), param.dtype)
+            out.append(model.encode_image(pixel_values).float().cpu())
     if not out:
         raise ValueError("no images to embed")
     return torch.cat(out)

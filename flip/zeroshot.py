@@ -429,6 +429,14 @@ class FLIPClassifier:
         with torch.inference_mode():
             return self.model.encode_image(pixel_values.to(param.device, param.dtype, non_blocking=True))
 
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels (N, 3, H, W) from `processor.pixels` (what `image_file_loader` yields) -> (N, D)
+        embeddings: moved to the model's device as uint8, normalised there."""
+        param = next(self.model.parameters())
+        with torch.inference_mode():
+            pixel_values = self.processor.normalize(pixels.to(param.device, non_blocking=True), param.dtype)
+            return self.model.encode_image(pixel_values)
+
     def classify(self, images) -> dict[str, TaskResult]:
         """Classify images: paths, PIL images, a list of them, or preprocessed pixels (N, 3, H, W)."""
         if isinstance(images, torch.Tensor):
@@ -449,7 +457,7 @@ class FLIPClassifier:
         for batch in loader:
             done = [str(paths[i]) for i in batch["index"]]
             failed = [(str(paths[i]), why) for i, why in batch["failed"]]
-            results = {} if not done else self.classify_embeddings(self.encode_images(batch["pixel_values"]), to_cpu=True)
+            results = {} if not done else self.classify_embeddings(self.encode_pixels(batch["pixels"]), to_cpu=True)
             yield FileBatch(done, results, failed)
 
 
@@ -461,7 +469,8 @@ def _bounds(sizes: list[int]) -> list[tuple[int, int]]:
 
 # -- image files in DataLoader workers ------------------------------------------------------------
 class ImageFiles(torch.utils.data.Dataset):
-    """Images -> (index, pixels (3, H, W) or None, error or None), decoded by the processor.
+    """Images -> (index, uint8 pixels (3, H, W) or None, error or None), decoded by `processor.pixels`
+    (normalising is left to the consumer's device: 4x fewer bytes between processes).
 
     Items are paths, or anything else `processor.images` reads (encoded bytes, PIL images).
     """
@@ -475,17 +484,17 @@ class ImageFiles(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         try:
-            return i, self.processor.images([self.items[i]])[0], None
+            return i, self.processor.pixels([self.items[i]])[0], None
         except Exception as err:  # reported by path by the caller; one bad file never stops a run
             return i, None, f"{type(err).__name__}: {err}"
 
 
 def collate_image_files(items) -> dict[str, Any]:
-    """Stack the readable images; keep the failures (index, reason) aside."""
+    """Stack the readable images (uint8 `pixels`); keep the failures (index, reason) aside."""
     good = [(i, px) for i, px, err in items if err is None]
     return {
         "index": [i for i, _ in good],
-        "pixel_values": torch.stack([px for _, px in good]) if good else None,
+        "pixels": torch.stack([px for _, px in good]) if good else None,
         "failed": [(i, err) for i, _, err in items if err is not None],
     }
 
