@@ -116,3 +116,21 @@ def test_list_tasks_and_the_flip_entry_point(capsys):
     rc, out, _ = run(capsys, "--list-tasks")
     assert rc == 0 and "emotion  " in out and "fairface/race" in out and "celeba/Smiling" in out
     assert flip_main(["--help"]) == 0 and "classify" in capsys.readouterr().out
+
+
+def test_worker_commands_let_idle_openmp_threads_sleep(monkeypatch):
+    """`flip classify` sets OMP_WAIT_POLICY=PASSIVE before torch would load, unless the user chose one."""
+    import os
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "recorded")  # so that monkeypatch restores the original state
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    with pytest.raises(SystemExit):
+        flip_main(["info", "--help"])
+    assert "OMP_WAIT_POLICY" not in os.environ
+    with pytest.raises(SystemExit):
+        flip_main(["classify", "--help"])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(SystemExit):
+        flip_main(["classify", "--help"])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
