@@ -34,9 +34,9 @@ WORKER_COMMANDS = ("demo", "classify", "probe", "liveness")
 def sleep_idle_openmp_threads() -> None:
     """Let idle OpenMP threads sleep instead of spin (`OMP_WAIT_POLICY=PASSIVE`, unless already set), so
     that DataLoader workers decoding images get a core when a model thread waits. libgomp reads it when
-    torch loads: call this first. On 2 cores it lifts classification by description from ~0.78 to ~0.87
-    of the bare encoder's speed and leaves the bare encoder's own speed as it was
-    (`benchmarks/bench_classify.py`)."""
+    torch loads: call this first. On 2 cores it lifts classification by description from 0.80-0.86 to
+    0.88-0.90 of the bare encoder's speed (`benchmarks/bench_classify.py`, two runs each) and leaves the
+    bare encoder's own speed as it was."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
