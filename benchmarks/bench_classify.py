@@ -1,6 +1,6 @@
 """Speed of classification by description against the bare image encoder (issue 5's goal: >= 0.85).
 
-    python benchmarks/bench_classify.py                   # flip-tiny (random weights: speed only), 2,000 images
+    python benchmarks/bench_classify.py                   # the embedded default, 2,000 images
     python benchmarks/bench_classify.py --device cuda --n 2000 --batch-sizes 1 8 64
 
 Writes N JPEG files (faces from the synthetic world, 128 px, so decoding includes a resize), then:
@@ -85,7 +85,7 @@ def time_bare(model, pixels: torch.Tensor, batch_size: int, device) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="flip-tiny")
+    p.add_argument("--model", default="flip-tiny-synth", help="default: the embedded default (same encoder as flip-tiny)")
     p.add_argument("--n", type=int, default=2000, help="images for the headline run")
     p.add_argument("--small-n", type=int, default=256, help="images for the batch sizes below the largest")
     p.add_argument("--repeats", type=int, default=5, help="rounds of (api, bare) per batch size")
