@@ -7,8 +7,8 @@ Design choices:
   and would add nothing here.
 - Images follow CLIP's recipe by default: resize the shorter side to `image_size` (bicubic), center
   crop, normalise with CLIP's mean and std. The crop arithmetic is torchvision's (which open_clip's
-  transform uses), so pixel values match open_clip's preprocessing. `resize_mode="squash"` is FLIP's:
-  the authors resize to 224x224 (bicubic) with no crop.
+  transform uses), so with `resize_backend="pil"` pixel values match open_clip's preprocessing.
+  `resize_mode="squash"` is FLIP's: the authors resize to 224x224 (bicubic) with no crop.
 - Decoding is strict: EXIF orientation applied; every PIL mode converted to RGB on purpose (alpha
   composited on white, 16-bit scaled rather than clipped); a truncated JPEG always raises, whatever
   PIL's global `ImageFile.LOAD_TRUNCATED_IMAGES` says (it is read, never changed); PIL's
@@ -20,7 +20,7 @@ Design choices:
   `open_clip.tokenize`. Truncation always keeps the end-of-text token. Special-token strings inside a
   text ("[SEP]", "<|endoftext|>") are tokenized as plain text.
 - Speed: PIL decodes; torch resizes (`resize_backend="torch"`: its antialiased uint8 kernels, a port of
-  Pillow's, ~4x faster than Pillow here and within 1-2 levels of it on photographs; `"pil"` is bit-exact
+  Pillow's, about 3x faster than Pillow here and within 1-2 levels of it on photographs; `"pil"` is bit-exact
   with open_clip and transformers' slow processors). `pixels` stops at uint8, which is what DataLoader
   workers send (4x fewer bytes) and `normalize` finishes on the model's device, as timm's prefetcher does.
 """
