@@ -253,6 +253,18 @@ def test_liveness_train_runs_the_trainer_on_category_description_pairs(checkpoin
     assert "cartoon" in capsys.readouterr().err
 
 
+def test_liveness_train_names_a_bad_config_file(tmp_path, capsys):
+    from flip.cli import main as flip_main
+
+    missing, bad, listed = tmp_path / "missing.yaml", tmp_path / "bad.yaml", tmp_path / "list.yaml"
+    bad.write_text("liveness: [unclosed")
+    listed.write_text("- liveness\n")
+    for path, why in ((missing, "no config file"), (bad, "not valid YAML"), (listed, "must be a mapping")):
+        assert flip_main(["liveness-train", "--config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and why in err, err
+
+
 # -- the evaluation task (plumbing only; the lead runs the real measurement) -------------------------
 def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(checkpoint, tmp_path):
     import yaml

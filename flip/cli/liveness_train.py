@@ -25,19 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from flip.liveness import build_train_config
-    from flip.train.config import merge, parse_overrides
+    from flip.train.config import merge, parse_overrides, read_yaml
     from flip.train.loop import NonFiniteLossError, train
 
     try:
-        with open(args.config) as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{args.config}: the config must be a mapping of sections")
-        data = merge(data, parse_overrides(overrides))
-        section, config = build_train_config(data)
-    except yaml.YAMLError as err:
-        print(f"flip liveness-train: {args.config}: not valid YAML ({err})", file=sys.stderr)
-        return 2
+        section, config = build_train_config(merge(read_yaml(args.config), parse_overrides(overrides)))
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"flip liveness-train: {err}", file=sys.stderr)
         return 2

@@ -28,25 +28,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    from flip.train.config import from_dict, merge, parse_overrides
+    from flip.naming.train import NameFacesTrainConfig
+    from flip.train.config import load_config
 
     try:
-        data = {}
-        if args.config:
-            path = Path(args.config)
-            if not path.is_file():
-                raise FileNotFoundError(f"no config file {path}")
-            data = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(data, dict):
-                raise ValueError(f"{path}: the config must be a mapping")
-        from flip.naming.train import NameFacesTrainConfig
-
-        config = from_dict(NameFacesTrainConfig, merge(data, parse_overrides(overrides)))
+        config = load_config(args.config, overrides, cls=NameFacesTrainConfig)
         if not config.data:
             raise ValueError("data: give the scenes dataset (--data PATH)")
-    except yaml.YAMLError as err:
-        print(f"flip name-faces-train: {args.config}: not valid YAML ({err})", file=sys.stderr)
-        return 2
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"flip name-faces-train: {err}", file=sys.stderr)
         return 2

@@ -312,22 +312,26 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
+def read_yaml(path: str | Path) -> dict:
+    """A config file's mapping; a missing file, bad YAML or a non-mapping is an error naming the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the config must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None, cls: type = None):
     """The `cls` (default: TrainConfig) of a YAML file (optional) with overrides applied (a list of CLI
     args or a dict); other recipes (e.g. finetune/vqa_lora.py) pass their own config dataclass."""
-    import yaml
-
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no config file {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the config must be a mapping of sections, got {type(data).__name__}")
+    data = read_yaml(path) if path is not None else {}
     if overrides:
         data = merge(data, parse_overrides(overrides) if isinstance(overrides, list) else overrides)
     try:
