@@ -148,7 +148,8 @@ class LivenessClassifier:
         return LivenessResult(self.classes, category_probabilities(task.scores, self.scale), "zeroshot")
 
     def score(self, images) -> LivenessResult:
-        """Score paths, PIL images, a list of them, or preprocessed pixels (N, 3, H, W)."""
+        """Score paths, PIL images, a list of them, or pixels (N, 3, H, W): float pixel values, or uint8
+        from `processor.pixels`."""
         if isinstance(images, torch.Tensor):
             pixels = images
         else:
@@ -166,7 +167,7 @@ class LivenessClassifier:
         for batch in loader:
             done = [str(paths[i]) for i in batch["index"]]
             failed = [(str(paths[i]), why) for i, why in batch["failed"]]
-            result = self.score_embeddings(self.classifier.encode_pixels(batch["pixels"])) if done else None
+            result = self.score_embeddings(self.classifier.encode_images(batch["pixels"])) if done else None
             yield LivenessBatch(done, result, failed)
 
 
@@ -264,7 +265,7 @@ def score_records(scorer, records, batch_size: int = 64,
     for batch in image_file_loader(items, scorer.processor, batch_size, num_workers):
         failed += [(names[i], why) for i, why in batch["failed"]]
         if batch["index"]:
-            results.append(scorer.score_embeddings(scorer.classifier.encode_pixels(batch["pixels"])))
+            results.append(scorer.score_embeddings(scorer.classifier.encode_images(batch["pixels"])))
             kept += [labels[i] for i in batch["index"]]
     if not results:
         raise ValueError("no readable images to score")

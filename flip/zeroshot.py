@@ -424,21 +424,18 @@ class FLIPClassifier:
                 for task, head in self.heads.items()}
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) preprocessed pixels -> (N, D) normalised embeddings on the model's device."""
+        """(N, 3, H, W) -> (N, D) normalised embeddings on the model's device. Float pixel values from
+        `processor.images`, or uint8 pixels from `processor.pixels` (what `image_file_loader` yields),
+        which travel as uint8 and are normalised on the device."""
         param = next(self.model.parameters())
         with torch.inference_mode():
-            return self.model.encode_image(pixel_values.to(param.device, param.dtype, non_blocking=True))
-
-    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 pixels (N, 3, H, W) from `processor.pixels` (what `image_file_loader` yields) -> (N, D)
-        embeddings: moved to the model's device as uint8, normalised there."""
-        param = next(self.model.parameters())
-        with torch.inference_mode():
-            pixel_values = self.processor.normalize(pixels.to(param.device, non_blocking=True), param.dtype)
-            return self.model.encode_image(pixel_values)
+            x = pixel_values.to(param.device, non_blocking=True)
+            x = self.processor.normalize(x, param.dtype) if x.dtype == torch.uint8 else x.to(param.dtype)
+            return self.model.encode_image(x)
 
     def classify(self, images) -> dict[str, TaskResult]:
-        """Classify images: paths, PIL images, a list of them, or preprocessed pixels (N, 3, H, W)."""
+        """Classify images: paths, PIL images, a list of them, or pixels (N, 3, H, W) as `encode_images`
+        takes them."""
         if isinstance(images, torch.Tensor):
             pixel_values = images
         else:
@@ -457,7 +454,7 @@ class FLIPClassifier:
         for batch in loader:
             done = [str(paths[i]) for i in batch["index"]]
             failed = [(str(paths[i]), why) for i, why in batch["failed"]]
-            results = {} if not done else self.classify_embeddings(self.encode_pixels(batch["pixels"]), to_cpu=True)
+            results = {} if not done else self.classify_embeddings(self.encode_images(batch["pixels"]), to_cpu=True)
             yield FileBatch(done, results, failed)
 
 

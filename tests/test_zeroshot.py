@@ -285,3 +285,15 @@ def test_classify_files_skips_unreadable_files_and_matches_classify(tiny, tmp_pa
     with_workers = list(clf.classify_files(paths, batch_size=2, num_workers=1))
     assert [p for b in with_workers for p in b.paths] == done
     torch.testing.assert_close(torch.cat([b.results["age_group"].scores for b in with_workers if b.results]), scores)
+
+
+def test_uint8_pixels_are_normalised_not_taken_as_values(tiny):
+    """classify() takes uint8 pixels from processor.pixels as the images they are, not as raw values."""
+    model, processor = tiny
+    images = faces(3)
+    clf = FLIPClassifier(model, processor, ["age_group"], cache=TextCache())
+    want = clf.classify(images)["age_group"].scores
+    pixels = processor.pixels(images)
+    assert pixels.dtype == torch.uint8
+    torch.testing.assert_close(clf.classify(pixels)["age_group"].scores, want)
+    torch.testing.assert_close(clf.classify(processor.images(images))["age_group"].scores, want)
