@@ -141,6 +141,11 @@ class FLIPModel(FLIPPreTrainedModel):
     # -- encoders ----------------------------------------------------------------------------------
     def image_hidden_states(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False):
         """The image tower's raw output (`last_hidden_state` (N, L, W) and `pooler_output` (N, W))."""
+        if not pixel_values.is_floating_point():  # the tower would cast 0-255 values and answer garbage
+            raise ValueError(
+                f"pixel_values are {pixel_values.dtype}, not normalised floats: use processor.images(...), or "
+                "processor.normalize(pixels) for the uint8 output of processor.pixels"
+            )
         kwargs = {"interpolate_pos_encoding": True} if interpolate_pos_encoding else {}
         return self.vision_model(pixel_values=pixel_values, **kwargs)
 

@@ -87,6 +87,12 @@ def test_match_without_head_is_a_clear_error(tiny_model):
         tiny_model.match(torch.ones(1, 3, dtype=torch.long), pixel_values=torch.randn(1, 3, 32, 32))
 
 
+def test_integer_pixels_are_a_clear_error(tiny_model):
+    size = tiny_model.config.vision_config.image_size
+    with pytest.raises(ValueError, match="pixel_values are torch.uint8.*processor.normalize"):
+        tiny_model.encode_image(torch.zeros(1, 3, size, size, dtype=torch.uint8))
+
+
 def test_save_and_reload_roundtrip_with_auto_classes(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
