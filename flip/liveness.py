@@ -22,6 +22,7 @@ attack keys equal `flip.data.synthetic.spoof.ATTACKS`.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -324,11 +325,7 @@ def build_train_config(config: dict, pairs_dir: str | os.PathLike | None = None)
     if not isinstance(raw, dict):
         raise ValueError("the config needs a 'liveness:' section (data, prompts, exclude, ...)")
     section = from_dict(LivenessSection, raw, "liveness")
-    records = []
-    for record in load_records(section.data, section.dataset, section.split):
-        records.append(record)
-        if section.max_samples is not None and len(records) >= section.max_samples:
-            break
+    records = list(itertools.islice(load_records(section.data, section.dataset, section.split), section.max_samples))
     pairs = liveness_pairs(records, check_liveness_prompts(load_prompts(section.prompts)), section.exclude,
                            section.seed)
     output_dir = Path(config.get("run", {}).get("output_dir", "runs/liveness"))
