@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from flip.cli import sleep_idle_openmp_threads  # noqa: E402
+from flip.runtime import sleep_idle_openmp_threads  # noqa: E402
 
 sleep_idle_openmp_threads()  # before torch loads, as `flip classify` does (both sides run under it)
 import torch  # noqa: E402
@@ -83,7 +83,7 @@ def time_bare(model, pixels: torch.Tensor, batch_size: int, device) -> float:
     return len(pixels) / (time.perf_counter() - start)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="flip-tiny-synth", help="default: the embedded default (same encoder as flip-tiny)")
     p.add_argument("--n", type=int, default=2000, help="images for the headline run")
@@ -95,8 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--json", default=None, help="also write the figures to this JSON file (eval.run's speed suite)")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def run(args: argparse.Namespace) -> dict:
+    """Print the table and return the figures (what --json writes; eval.run's speed suite reads them)."""
     from flip.data.records import ATTRIBUTES
     from flip.hub import load
     from flip.zeroshot import FLIPClassifier, TextCache
@@ -132,13 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "meets" if ratio >= 0.85 else "misses"
     print(f"\nend-to-end / bare encoder at batch {bs} over {n} images: {ratio:.3f} ({verdict} the 0.85 goal; "
           f"rounds: {' '.join(f'{r:.3f}' for r in rows[-1]['round_ratios'])})")
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "benchmark": "classify", "model": args.model, "device": str(device), "dtype": args.dtype,
+    return {"benchmark": "classify", "model": args.model, "device": str(device), "dtype": args.dtype,
             "workers": workers, "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "rows": rows,
             "headline": {"name": "classify end-to-end / bare encoder", "ratio": ratio, "goal": 0.85,
-                         "batch_size": bs, "images": n}}, indent=2) + "\n")
+                         "batch_size": bs, "images": n}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    figures = run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

@@ -28,8 +28,8 @@ def rate(cfg, workers: int, encode: str | None) -> tuple[float, float, float]:
     return count / seconds, seconds, (time.process_time() - cpu) / count
 
 
-def main(argv: list[str] | None = None) -> int:
-    from flip.data.synthetic.world import KINDS, SynthConfig, default_workers
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from flip.data.synthetic.world import KINDS, default_workers
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", default="captions", choices=KINDS)
@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--encode", choices=("png", "jpeg"), default=None, help="also encode each image")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file (eval.run's speed suite)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Print both rates and return the figures (what --json writes; eval.run's speed suite reads them)."""
+    from flip.data.synthetic.world import SynthConfig
 
     def config(n):
         return SynthConfig(kind=args.kind, n=n, size=args.size, seed=0, split_fractions={"train": 1.0})
@@ -52,13 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     pool, seconds, _ = rate(config(args.n), args.workers, args.encode)
     print(f"  {args.workers} processes: {pool:7.1f} images/s  ({args.n} images in {seconds:.1f} s); "
           f"10,000 images take {10_000 / pool:.1f} s")
+    return {"benchmark": "synth", "kind": args.kind, "size": args.size, "encode": args.encode,
+            "load_average": load, "one_process_images_per_s": one, "cpu_ms_per_image": 1000 * cpu,
+            "workers": args.workers, "pool_images_per_s": pool, "pool_images": args.n,
+            "headline": {"name": f"synthetic faces per second ({args.workers} worker processes)", "value": pool,
+                         "unit": "images/s"}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    figures = run(args)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"benchmark": "synth", "kind": args.kind, "size": args.size, "encode": args.encode,
-                       "load_average": load, "one_process_images_per_s": one, "cpu_ms_per_image": 1000 * cpu,
-                       "workers": args.workers, "pool_images_per_s": pool, "pool_images": args.n,
-                       "headline": {"name": f"synthetic faces per second ({args.workers} worker processes)", "value": pool,
-                                    "unit": "images/s"}}, f, indent=2)
+            json.dump(figures, f, indent=2)
     return 0
 
 

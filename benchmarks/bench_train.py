@@ -53,7 +53,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from eval.machine import cpu_model  # noqa: E402
+from flip.runtime import cpu_model  # noqa: E402
 
 #: flip-tiny's image tower, and a CLIP text transformer of MiniLM's width and depth.
 VISION = dict(image_size=112, patch_size=16, width=256, layers=6, head_width=64, mlp_ratio=4.0)  # 4 heads
@@ -282,7 +282,7 @@ def memory_in_subprocess(args, side_name: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--steps", type=int, default=10, help="timed steps per side and round (default: 10)")
     p.add_argument("--batch-size", type=int, default=64, help="pairs per step (default: 64)")
@@ -300,12 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("steps", "batch_size", "rounds"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Print the table and return the figures (what --json writes; eval.run's speed suite reads them)."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.measure_memory:
-        print(json.dumps(measure_memory(args, args.measure_memory)))
-        return 0
-
     device = torch.device(args.device)
     total_steps = 1 + args.rounds * args.steps
     open_clip_side, flip_side = build_sides(args, device, total_steps)
@@ -341,14 +342,23 @@ def main(argv: list[str] | None = None) -> int:
     ratio = median["flip"] / median["open_clip"]
     verdict = "meets" if ratio >= 1.0 else "misses"
     print(f"\nratio flip / open_clip samples/s: {ratio:.3f} ({verdict} the goal of >= 1.0)")
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "benchmark": "train", "quick": args.quick, "device": str(device), "precision": args.precision,
+    return {"benchmark": "train", "quick": args.quick, "device": str(device), "precision": args.precision,
             "batch_size": args.batch_size, "steps": args.steps, "rounds": args.rounds, "parameters": n_params,
             "first_loss": first, "samples_per_s": median, "rounds_samples_per_s": rates,
             "peak_mib": {name: memory[name]["peak_mib"] for name in memory} or None,
-            "headline": {"name": "training samples/s, flip / open_clip", "ratio": ratio, "goal": 1.0}},
-            indent=2) + "\n")
+            "headline": {"name": "training samples/s, flip / open_clip", "ratio": ratio, "goal": 1.0}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.measure_memory:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        print(json.dumps(measure_memory(args, args.measure_memory)))
+        return 0
+    figures = run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

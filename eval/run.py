@@ -14,8 +14,8 @@ runs alone, so the harness adds no second code path):
   datasets found under --data (see below);
 - naming, vqa: `eval/tasks/naming.py` and `eval/tasks/vqa.py` when they exist (a missing module,
   missing data, or for vqa no `--vqa-base` model, is recorded as skipped, with the reason);
-- speed: `benchmarks/bench_classify.py`, `bench_train.py` and `bench_synth.py`, with the machine's
-  description (`--quick` for reduced sizes).
+- speed: `benchmarks.bench_classify`, `bench_train` and `bench_synth`, each called through its
+  `run(parse_args(argv))`, with the machine's description (`--quick` for reduced sizes).
 
 Data: --data DIR holds one dataset per kind, named `<kind>` or `synth-<kind>` (what `flip data synth
 --kind <kind> --out data/synth-<kind>` writes): captions (retrieval, attributes), spoof (liveness),
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import importlib.util
 import io
 import json
 import sys
@@ -39,8 +38,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = REPO / "benchmarks"
 SUITES = ("retrieval", "attributes", "liveness", "naming", "vqa", "speed")
 #: The data kind each suite reads: (its --flag, the folder names looked for under --data, in order).
 DATA = {
@@ -49,12 +46,11 @@ DATA = {
     "naming": ("scenes", ("naming", "synth-naming", "scenes", "synth-scenes")),
     "qa": ("qa", ("qa", "synth-qa", "captions", "synth-captions")),  # any attribute-labelled faces
 }
-#: Per benchmark: (script, full-size arguments, reduced arguments for --quick).
+#: Per benchmark (a module of benchmarks/): (full-size arguments, reduced arguments for --quick).
 BENCH_ARGS = {
-    "classify": ("bench_classify.py", [], ["--n", "32", "--small-n", "8", "--repeats", "1", "--batch-sizes", "8",
-                                           "--workers", "0"]),
-    "train": ("bench_train.py", [], ["--quick", "--no-memory"]),
-    "synth": ("bench_synth.py", [], ["--n", "32", "--single", "16", "--size", "32", "--workers", "1"]),
+    "classify": ([], ["--n", "32", "--small-n", "8", "--repeats", "1", "--batch-sizes", "8", "--workers", "0"]),
+    "train": ([], ["--quick", "--no-memory"]),
+    "synth": ([], ["--n", "32", "--single", "16", "--size", "32", "--workers", "1"]),
 }
 
 
@@ -208,32 +204,33 @@ def _run_contributed(name: str, args, out: Path) -> dict:
     return {"dataset": str(data), "split": split, "result": json.loads(written.read_text())}
 
 
-def load_benchmark(script: str):
-    """A benchmark script as a module (benchmarks/ is not a package)."""
-    path = BENCHMARKS / script
-    name = f"flip_bench_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def run_benchmark(name: str, argv: list[str]) -> dict:
+    """`benchmarks.bench_<name>`'s figures for these arguments (a bad argument is a ValueError)."""
+    from benchmarks import bench_classify, bench_synth, bench_train
+
+    module = {"classify": bench_classify, "synth": bench_synth, "train": bench_train}[name]
+    try:
+        args = module.parse_args(argv)
+    except SystemExit:
+        raise ValueError(f"benchmarks.bench_{name}: bad arguments {argv}") from None
+    return module.run(args)
 
 
 def run_speed(args, out: Path) -> dict:
-    from eval.machine import describe_machine
+    from flip.runtime import describe_machine
 
     benchmarks = {}
     for name in args.benchmarks:
-        script, full, quick = BENCH_ARGS[name]
-        target = out / f"speed_{name}.json"
-        argv = [*(quick if args.quick else full), "--json", str(target)]
+        full, quick = BENCH_ARGS[name]
+        argv = list(quick if args.quick else full)
         if name == "classify" and args.model:
             argv += ["--model", args.model]
-        print(f"\n== benchmarks/{script} {' '.join(argv)}", flush=True)
+        print(f"\n== benchmarks.bench_{name} {' '.join(argv)}", flush=True)
         started = time.perf_counter()
         try:
-            call_main(load_benchmark(script).main, argv, f"benchmarks/{script}")
-            benchmarks[name] = {"status": "ok", **json.loads(target.read_text())}
+            figures = run_benchmark(name, argv)
+            (out / f"speed_{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+            benchmarks[name] = {"status": "ok", **figures}
         except Exception as err:  # one benchmark failing leaves the others' figures
             benchmarks[name] = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
         benchmarks[name]["seconds"] = time.perf_counter() - started
@@ -320,13 +317,13 @@ def parse_args(argv: list[str] | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from eval.machine import package_version
+    from flip.runtime import package_version
     from eval.report import build_report
 
     args = parse_args(argv)
     suites = list(SUITES) if "all" in args.suite else [s for s in SUITES if s in args.suite]
     if "speed" in suites:
-        from flip.cli import sleep_idle_openmp_threads
+        from flip.runtime import sleep_idle_openmp_threads
 
         sleep_idle_openmp_threads()  # bench_classify runs in this process: the policy `flip classify` uses
     if "attributes" in suites:

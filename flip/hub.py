@@ -28,6 +28,7 @@ import torch
 
 from .config import PRESETS, FLIPConfig, preset_config
 from .convert._common import describe_keys
+from .download import download
 from .model import FLIPModel
 from .processor import FLIPProcessor
 
@@ -92,26 +93,11 @@ def _resolve(name: str, revision: str | None) -> tuple[FLIPModel, FLIPProcessor]
         return _load_file(path)
     if path.suffix in WEIGHT_SUFFIXES or name.startswith((".", "/", "~")):
         raise FileNotFoundError(f"no such checkpoint file or directory: {name}")
-    return _load_dir(download(name, revision))
+    return _load_dir(download(name, revision, _HUB_PATTERNS))
 
 
 def _with_processor(model: FLIPModel, settings: dict) -> tuple[FLIPModel, FLIPProcessor]:
     return model, FLIPProcessor.from_settings(**settings)
-
-
-def download(repo_id: str, revision: str | None = None, allow_patterns=_HUB_PATTERNS,
-             what: str = "a known flip model, a local path") -> Path:
-    """A Hub snapshot's local folder (only `allow_patterns`); every failure is one FileNotFoundError."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns))
-    except Exception as err:  # offline, unknown repo, gated, malformed id: one message for all
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        hint = " (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else ""
-        raise FileNotFoundError(
-            f"{repo_id!r} is not {what}, or a reachable Hub repository{hint}: {type(err).__name__}: {err}"
-        ) from None
 
 
 @contextlib.contextmanager

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .download import download
 from .tokenization import clean_clip_text, is_clip_tokenizer, load_saved_tokenizer, load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ class FLIPProcessor:
         for index, item in enumerate(items):
             image = load_image(item, index)
             if boxes is not None and boxes[index] is not None:
-                image = image.crop(_crop_box(boxes[index], image.size, margin, _source_name(item, index)))
+                image = image.crop(crop_box(boxes[index], image.size, margin, _source_name(item, index)))
             out[index] = self._resize(image)
         return out
 
@@ -324,8 +325,6 @@ class FLIPProcessor:
             name = str(name_or_path)
             if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:  # not owner/name
                 raise FileNotFoundError(f"FLIPProcessor.from_pretrained: no such directory: {name}")
-            from .hub import download
-
             path = download(name, revision, HUB_PATTERNS, what="FLIPProcessor.from_pretrained: a local directory")
         config_file = path / CONFIG_NAME
         if not config_file.is_file():
@@ -507,7 +506,7 @@ def _to_uint8(array: np.ndarray, name: str) -> np.ndarray:
     raise ValueError(f"{name}: unsupported pixel type {array.dtype}")
 
 
-def _crop_box(box, size: tuple[int, int], margin: float, name: str) -> tuple[int, int, int, int]:
+def crop_box(box, size: tuple[int, int], margin: float, name: str) -> tuple[int, int, int, int]:
     """Pixel crop (left, top, right, bottom) of a face box grown by `margin` and clipped to the image."""
     try:
         x0, y0, x1, y1 = (float(v) for v in box)

@@ -4,22 +4,15 @@ that both sides start from the same weights and data (their first losses agree).
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py"
-
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_train", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_train"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import bench_train
+
+    return bench_train
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ def scene():
 
 
 def test_flip_embedder_is_the_image_tower_on_crops(tiny_model, scene):
-    from flip.naming.secla import embed_faces
+    from flip.naming.embed import embed_faces
     from flip.processor import FLIPProcessor
 
     processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=16)

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, embed_faces, embed_names, face_prototypes,
-                               prototype_loss, secla_loss, secla_scores)
+from flip.naming.embed import embed_faces, embed_names
+from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, face_prototypes, prototype_loss, secla_loss,
+                               secla_scores)
 
 X, Y, JUNK = [1.0, 0.0], [0.0, 1.0], [-5.0, 7.0]
 

@@ -1,4 +1,4 @@
-"""flip.naming.train and `flip name-faces-train`: SECLA and SECLA-B learn a hidden face-name pairing
+"""flip.train.naming and `flip name-faces-train`: SECLA and SECLA-B learn a hidden face-name pairing
 from pairs alone; the command writes heads that `flip name-faces --heads` reads."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 
 from flip.naming.pipeline import load_heads
 from flip.naming.secla import SECLAConfig, SECLAHeads
-from flip.naming.train import (NameFacesTrainConfig, PairFeatures, build_heads, label_pairs, pad_batch, save_heads,
+from flip.train.naming import (NameFacesTrainConfig, PairFeatures, build_heads, label_pairs, pad_batch, save_heads,
                                train_heads)
 
 
@@ -164,7 +164,7 @@ def test_shipped_configs_parse(name):
 def test_evaluation_of_baseline_and_trained_heads(one_thread):
     """Frozen features that already align (face = name feature + noise): the untrained baseline
     is perfect; random features: it is not, and SECLA fixes that."""
-    from flip.naming.train import evaluate_pairs
+    from flip.train.naming import evaluate_pairs
 
     aligned = corpus()
     for pair in aligned:

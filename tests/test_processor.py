@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageFile
 
 from flip.config import PRESETS
-from flip.processor import CLIP_MEAN, CLIP_STD, FLIPProcessor, ProcessorSettings, _crop_box, load_image
+from flip.processor import CLIP_MEAN, CLIP_STD, FLIPProcessor, ProcessorSettings, crop_box, load_image
 
 MEAN = np.asarray(CLIP_MEAN, dtype=np.float32)
 STD = np.asarray(CLIP_STD, dtype=np.float32)
@@ -264,7 +264,7 @@ def test_boxes_crop_the_face_before_resizing(raw):
     ],
 )
 def test_crop_box_with_margin(box, margin, expected):
-    assert _crop_box(box, (60, 40), margin, "img") == expected
+    assert crop_box(box, (60, 40), margin, "img") == expected
 
 
 # -- images: errors -------------------------------------------------------------------------------

@@ -430,7 +430,7 @@ def test_zero_shot_accuracy_and_class_sentences():
 
 def test_flip_train_command_trains_evaluates_and_saves_a_loadable_model(dataset, tmp_path, capsys):
     import flip
-    from flip.train import main
+    from flip.cli.train import main
     from flip.train.metrics import read_metrics
 
     out = tmp_path / "run"
@@ -459,7 +459,7 @@ def test_flip_train_command_trains_evaluates_and_saves_a_loadable_model(dataset,
 
 
 def test_flip_train_reports_bad_configs(tmp_path, capsys):
-    from flip.train import main
+    from flip.cli.train import main
 
     assert main(["--data.train", str(tmp_path / "nowhere"), "--run.output_dir", str(tmp_path / "o"),
                  "--run.progress", "false"]) == 2
@@ -504,7 +504,8 @@ def test_resume_after_sigterm_repeats_the_uninterrupted_losses_exactly(dataset, 
 
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(dataset, tmp_path, monkeypatch,
                                                                                   capsys):
-    from flip.train import NonFiniteLossError, main, train
+    from flip.cli.train import main
+    from flip.train import NonFiniteLossError, train
     from flip.train.objective import PretrainObjective
 
     forward = PretrainObjective.forward

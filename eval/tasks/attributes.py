@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from eval.machine import package_version
+    from flip.runtime import package_version
 
     config = {**vars(args), "model": args.model or "flip-tiny-synth (embedded default)", "device": device}
     (out / "attributes.json").write_text(json.dumps(

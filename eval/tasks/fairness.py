@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "model": args.model or "flip-tiny-synth (embedded default)"}
-    from eval.machine import package_version
+    from flip.runtime import package_version
 
     (out / "fairness.json").write_text(json.dumps({"config": config, "package_version": package_version(),
                                                    "runs": runs}, indent=2) + "\n")

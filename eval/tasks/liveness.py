@@ -114,7 +114,7 @@ def finetune(config: str | Path, data: str | Path, split: str, unseen: Sequence[
     """Run `flip liveness-train`'s recipe on `data`'s training split without the unseen categories."""
     import yaml
 
-    from flip.liveness import build_train_config
+    from flip.train.liveness import build_train_config
     from flip.train.config import merge, parse_overrides
     from flip.train.loop import train
 

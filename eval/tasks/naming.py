@@ -16,7 +16,7 @@ Rows, per face embedder (`--embedders`: the FLIP image tower, dlib's face-recogn
 `flip.naming.embed`):
 - baseline: no training, cosine between the face embedding and the FLIP text embedding of the bare
   name, Hungarian matching with a fixed `--threshold` for "no name" (FLIP only: dlib's space knows no names);
-- secla, secla-b: heads trained by `flip.naming.train.train_heads` with the given steps and seed.
+- secla, secla-b: heads trained by `flip.train.naming.train_heads` with the given steps and seed.
 Each cell: precision, recall and F1 of face labels without "no name", and with it (then every face
 counts and the three coincide: accuracy over faces), micro-averaged (`flip.naming.metrics`).
 
@@ -62,8 +62,8 @@ def load_examples(data: str | Path, split: str | None = None, limit: int | None 
 
 
 def featurize(records: Sequence, model, processor, embedder) -> list:
-    """`flip.naming.train.featurize` with the given face embedder, features moved to the CPU (heads train there)."""
-    from flip.naming.train import PairFeatures, featurize as featurize_pairs
+    """`flip.train.naming.featurize` with the given face embedder, features moved to the CPU (heads train there)."""
+    from flip.train.naming import PairFeatures, featurize as featurize_pairs
 
     return [PairFeatures(p.faces.cpu(), p.names, p.name_features.cpu(), p.face_names)
             for p in featurize_pairs(records, model, processor, face_embedder=embedder)]
@@ -73,7 +73,7 @@ def featurize(records: Sequence, model, processor, embedder) -> list:
 def predict(heads, pairs: Sequence, threshold: float = 0.0) -> list[list[str | None]]:
     """Each pair's face labels (None = no name): through `heads`, or with `heads=None` the untrained
     baseline at `threshold`."""
-    from flip.naming.train import label_pairs
+    from flip.train.naming import label_pairs
 
     return label_pairs(heads, pairs, threshold) if heads is None else label_pairs(heads, pairs)
 
@@ -94,7 +94,7 @@ def evaluate_naming(model, processor, train_records: Sequence, heldout_records: 
     `train` holds `NameFacesTrainConfig` fields (steps, stage1_steps, batch_size, lr, seed, names, heads).
     """
     from flip.naming.embed import build_face_embedder
-    from flip.naming.train import NameFacesTrainConfig, train_heads
+    from flip.train.naming import NameFacesTrainConfig, train_heads
 
     rows, counts = [], {}
     for name in embedders:
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     heldout = None if args.heldout_split.lower() == "none" else args.heldout_split
     from flip.hub import load
-    from flip.naming.train import NameFacesTrainConfig
+    from flip.train.naming import NameFacesTrainConfig
 
     train = {"names": args.names, "steps": args.steps, "stage1_steps": args.stage1_steps,
              "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "save_every": 0}

@@ -7,7 +7,6 @@ calls the library. Commands are imported only when run, so `flip --help` stays f
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 #: command name -> (module under flip.cli, one-line help). One line per command.
@@ -29,15 +28,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 #: Commands that decode images in DataLoader workers while the model runs on the CPU's threads.
 WORKER_COMMANDS = ("demo", "classify", "probe", "liveness")
-
-
-def sleep_idle_openmp_threads() -> None:
-    """Let idle OpenMP threads sleep instead of spin (`OMP_WAIT_POLICY=PASSIVE`, unless already set), so
-    that DataLoader workers decoding images get a core when a model thread waits. libgomp reads it when
-    torch loads: call this first. On 2 cores it lifts classification by description from 0.80-0.86 to
-    0.88-0.90 of the bare encoder's speed (`benchmarks/bench_classify.py`, two runs each) and leaves the
-    bare encoder's own speed as it was."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _usage() -> str:
@@ -63,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flip: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     if name in WORKER_COMMANDS:
+        from flip.runtime import sleep_idle_openmp_threads
+
         sleep_idle_openmp_threads()
     module = importlib.import_module(f"flip.cli.{COMMANDS[name][0]}")
     return module.main(rest) or 0

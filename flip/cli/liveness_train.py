@@ -3,7 +3,7 @@
     flip liveness-train --config finetune/configs/liveness_lora.yaml --liveness.data runs/spoof
 
 Contrastive training (`flip train`) on pairs whose text is the image's category description, built
-from spoof records by `flip.liveness.build_train_config`. The config is `flip train`'s (model, data,
+from spoof records by `flip.train.liveness.build_train_config`. The config is `flip train`'s (model, data,
 loss, optim, towers: full or LoRA, run) plus a `liveness:` section (data, dataset, split, prompts,
 exclude, max_samples, seed); `--section.key value` overrides any field. The result is a checkpoint
 for `flip liveness --model`.
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    from flip.liveness import build_train_config
+    from flip.train.liveness import build_train_config
     from flip.train.config import merge, parse_overrides, read_yaml
     from flip.train.loop import NonFiniteLossError, train
 

@@ -3,7 +3,7 @@
     flip name-faces-train --config finetune/configs/naming_secla.yaml --data runs/scenes --model runs/flip
     flip name-faces scene.png --caption "..." --model runs/flip --heads runs/name-faces/heads.pt
 
-The config is one flat YAML mapping (flip.naming.train.NameFacesTrainConfig); `--key value`
+The config is one flat YAML mapping (flip.train.naming.NameFacesTrainConfig); `--key value`
 overrides any field. Writes `heads.pt` and the resolved `config.yaml` to `output_dir`, and
 `checkpoint-last.pt` every `save_every` steps (`--resume auto` continues from it), and when the
 records carry their faces' names, `metrics.json`: face-label precision, recall and F1 on the
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    from flip.naming.train import NameFacesTrainConfig
+    from flip.train.naming import NameFacesTrainConfig
     from flip.train.config import load_config
 
     try:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from flip.data.formats import read_dataset
     from flip.hub import load
     from flip.naming.embed import build_face_embedder
-    from flip.naming.train import evaluate_pairs, featurize, save_heads, train_heads
+    from flip.train.naming import evaluate_pairs, featurize, save_heads, train_heads
 
     try:
         model, processor = load(config.model)

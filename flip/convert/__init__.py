@@ -28,9 +28,8 @@ from collections.abc import Mapping
 import torch
 
 from ..config import FLIPConfig
-from ..model import FLIPModel
 from . import flip_official, openai_clip
-from ._common import describe_keys, read_state_dict, unwrap
+from ._common import build_model, describe_keys, read_state_dict, unwrap
 from .hf_clip import convert_hf_pretrained
 from .open_clip import load_open_clip
 
@@ -95,34 +94,3 @@ def convert_state_dict(
         f"{source}: flip's own weights without their config; load the directory written by flip.save "
         "(config.json next to model.safetensors)"
     )
-
-
-def build_model(config: FLIPConfig, state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> FLIPModel:
-    """A FLIPModel of `config` holding exactly `state_dict`, in eval mode.
-
-    Strict: keys the model needs but the state dict lacks, keys it has but the model does not know,
-    and tensors of the wrong shape are all reported in one error naming `source`.
-    """
-    from transformers.initialization import no_init_weights
-
-    with no_init_weights():  # every weight is overwritten below
-        model = FLIPModel(config)
-    expected = model.state_dict()
-    problems = []
-    missing = expected.keys() - state_dict.keys()
-    unexpected = state_dict.keys() - expected.keys()
-    mis_shaped = [
-        f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state_dict and state_dict[k].shape != v.shape
-    ]
-    if missing:
-        problems.append(f"missing keys: {describe_keys(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {describe_keys(unexpected)}")
-    if mis_shaped:
-        problems.append(f"wrong shapes (checkpoint != model): {describe_keys(mis_shaped)}")
-    if problems:
-        raise ValueError(f"{source}: the converted weights do not fit the FLIP model: " + "; ".join(problems))
-    model.load_state_dict(state_dict, strict=True)
-    return model.eval()

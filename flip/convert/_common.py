@@ -1,5 +1,5 @@
 """Small pieces every converter shares: safe reading, wrapper unwrapping, the temperature range,
-layer counting and the key-list messages.
+layer counting, the key-list messages, and `build_model` (the strict load every format ends in).
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
+
+from ..config import FLIPConfig
+from ..model import FLIPModel
 
 #: OpenAI CLIP's image normalisation, also used by FLIP's authors and FaRL.
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -106,3 +109,34 @@ def scalar(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.numel() != 1:
         raise ValueError(f"expected a single number, got a tensor of shape {tuple(tensor.shape)}")
     return tensor.reshape(())
+
+
+def build_model(config: FLIPConfig, state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> FLIPModel:
+    """A FLIPModel of `config` holding exactly `state_dict`, in eval mode.
+
+    Strict: keys the model needs but the state dict lacks, keys it has but the model does not know,
+    and tensors of the wrong shape are all reported in one error naming `source`.
+    """
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():  # every weight is overwritten below
+        model = FLIPModel(config)
+    expected = model.state_dict()
+    problems = []
+    missing = expected.keys() - state_dict.keys()
+    unexpected = state_dict.keys() - expected.keys()
+    mis_shaped = [
+        f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    if missing:
+        problems.append(f"missing keys: {describe_keys(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {describe_keys(unexpected)}")
+    if mis_shaped:
+        problems.append(f"wrong shapes (checkpoint != model): {describe_keys(mis_shaped)}")
+    if problems:
+        raise ValueError(f"{source}: the converted weights do not fit the FLIP model: " + "; ".join(problems))
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval()

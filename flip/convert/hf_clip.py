@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..config import FLIPConfig
-from ._common import OPENAI_MEAN, OPENAI_STD, describe_keys, read_state_dict, scalar, temperature_fields
+from ._common import OPENAI_MEAN, OPENAI_STD, build_model, describe_keys, read_state_dict, scalar, temperature_fields
 
 MODEL_TYPES = ("clip", "siglip")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "spiece.model")
@@ -152,8 +152,6 @@ def convert(
 def convert_hf_pretrained(path: str | Path):
     """`(FLIPModel, processor settings)` of a transformers CLIPModel or SiglipModel directory."""
     from transformers import AutoConfig
-
-    from . import build_model
 
     path = Path(path)
     config_file = path / "config.json"

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..config import FLIPConfig
 from . import openai_clip
+from ._common import build_model
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,6 @@ def load_open_clip(name: str):
         import open_clip
     except ImportError:
         raise ImportError("loading open_clip models needs open_clip: pip install open_clip_torch") from None
-    from . import build_model
 
     model_name, pretrained = parse_name(name)
     if pretrained is None and not model_name.startswith(_SCHEMAS):

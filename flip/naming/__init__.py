@@ -3,8 +3,8 @@
 `detect` finds faces, `names` finds person names in captions, `embed` turns faces into features
 (the FLIP image tower, or dlib's face-recognition ResNet), `align` scores and assigns faces to
 names, `secla` learns the alignment from image-caption pairs alone (SECLA and SECLA-B, papers.md),
-`train` runs that learning over a corpus, `metrics` scores face labels, and `pipeline.FaceNamer`
-puts the stages together:
+`metrics` scores face labels, and `pipeline.FaceNamer` puts the stages together. The training
+recipe that learns the heads over a corpus is `flip.train.naming`:
 
     from flip.naming import FaceNamer, MTCNNDetector
     namer = FaceNamer(*flip.load(), detector=MTCNNDetector())
@@ -25,7 +25,6 @@ _EXPORTS = {
     "SECLAConfig": "secla", "SECLAHeads": "secla", "secla_scores": "secla", "secla_loss": "secla",
     "prototype_loss": "secla",
     "FaceNamer": "pipeline", "NamedFace": "pipeline", "load_heads": "pipeline",
-    "NameFacesTrainConfig": "train", "train_heads": "train", "evaluate_pairs": "train",
     "face_label_scores": "metrics", "face_label_report": "metrics",
     "FaceEmbedder": "embed", "FlipFaceEmbedder": "embed", "DlibFaceEmbedder": "embed", "build_face_embedder": "embed",
 }

@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from flip.processor import _crop_box, load_image
+from flip.processor import crop_box, load_image
 
 __all__ = ["Box", "FaceDetector", "GivenBoxes", "HaarDetector", "MTCNNDetector", "build_detector",
            "crop_face", "align_face", "DETECTORS"]
@@ -175,7 +175,7 @@ def _import_cv2():
 def crop_face(image, box: Box, margin: float = 0.0):
     """The face as a PIL image: `box` grown by `margin` x its width/height on each side, clipped."""
     image = load_image(image)
-    return image.crop(_crop_box(box.xyxy, image.size, margin, "crop_face"))
+    return image.crop(crop_box(box.xyxy, image.size, margin, "crop_face"))
 
 
 def align_face(image, box: Box, margin: float = 0.0):

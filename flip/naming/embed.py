@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from flip.processor import load_image
 
-__all__ = ["FaceEmbedder", "FlipFaceEmbedder", "DlibFaceEmbedder", "build_face_embedder", "FACE_EMBEDDERS"]
+__all__ = ["FaceEmbedder", "FlipFaceEmbedder", "DlibFaceEmbedder", "build_face_embedder", "FACE_EMBEDDERS",
+           "embed_faces", "embed_names"]
 
 FACE_EMBEDDERS = ("flip", "dlib")
 
@@ -47,8 +48,6 @@ class FlipFaceEmbedder:
         self.dim = int(model.config.projection_dim)
 
     def __call__(self, image, boxes) -> torch.Tensor:
-        from flip.naming.secla import embed_faces
-
         return embed_faces(self.model, self.processor, load_image(image), [list(b) for b in boxes], self.margin)
 
 
@@ -94,3 +93,21 @@ def build_face_embedder(name: str, model=None, processor=None, margin: float = 0
     if name == "dlib":
         return DlibFaceEmbedder()
     raise ValueError(f"face embedder {name!r}: expected one of {list(FACE_EMBEDDERS)}")
+
+
+@torch.no_grad()
+def embed_faces(model, processor, image, boxes, margin: float = 0.0) -> torch.Tensor:
+    """Frozen FLIP features of each face box of one image, (len(boxes), D), L2-normalised."""
+    if not len(boxes):
+        return torch.zeros(0, model.config.projection_dim)
+    pixel_values = processor.images([image] * len(boxes), boxes=[list(b) for b in boxes], box_margin=margin)
+    return model.encode_image(pixel_values.to(model.device, model.dtype))
+
+
+@torch.no_grad()
+def embed_names(model, processor, names: list[str]) -> torch.Tensor:
+    """Frozen FLIP text features of each bare name string, (len(names), D), L2-normalised."""
+    if not names:
+        return torch.zeros(0, model.config.projection_dim)
+    batch = processor.texts(list(names))
+    return model.encode_text({k: v.to(model.device) for k, v in batch.items()})

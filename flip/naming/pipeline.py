@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from flip.naming.align import assign_names
 from flip.naming.detect import Box, FaceDetector, GivenBoxes
-from flip.naming.embed import FaceEmbedder, FlipFaceEmbedder, build_face_embedder
+from flip.naming.embed import FaceEmbedder, FlipFaceEmbedder, build_face_embedder, embed_names
 from flip.naming.names import RuleNameExtractor
-from flip.naming.secla import SECLAConfig, SECLAHeads, embed_names
+from flip.naming.secla import SECLAConfig, SECLAHeads
 from flip.processor import load_image
 
 __all__ = ["NamedFace", "FaceNamer", "load_heads", "HEADS_FORMAT"]
@@ -47,7 +47,7 @@ class NamedFace:
 
 def load_heads(path: str | os.PathLike) -> SECLAHeads:
     """SECLA heads from a `flip name-faces-train` checkpoint (or a file saved by `save_heads`)."""
-    from flip.train.checkpoint import load_checkpoint
+    from flip.state_file import load_checkpoint
 
     state = load_checkpoint(path)
     if state.get("kind") != HEADS_FORMAT:

@@ -1,8 +1,8 @@
 """SECLA and SECLA-B: learning which face is which name from image-caption pairs alone.
 
 Follows papers.md ("SECLA and SECLA-B"). Design choices:
-- Features are frozen: faces through the FLIP image tower on face crops (`embed_faces`), names
-  through the text tower on the bare name string (`embed_names`), or a learned table of names
+- Features are frozen: faces through the FLIP image tower on face crops (`embed.embed_faces`), names
+  through the text tower on the bare name string (`embed.embed_names`), or a learned table of names
   (`SECLAConfig.name_table`, the transductive setting where every name is known in advance).
   Only the small MLP heads of `SECLAHeads` and the NONAME vector learn.
 - Batches are padded: faces (B, F, D) with a (B, F) mask, names (B, N, D) with a (B, N) mask.
@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from flip.naming.embed import FACE_EMBEDDERS
+
 __all__ = ["SECLAConfig", "SECLAHeads", "SECLAScores", "secla_scores", "secla_loss", "prototype_loss",
-           "face_prototypes", "easy_pairs", "embed_faces", "embed_names"]
+           "face_prototypes", "easy_pairs"]
 
 
 @dataclass
@@ -119,8 +121,6 @@ class SECLAConfig:
     faces: str = "flip"  # the face embedder the heads were trained on (flip.naming.embed): flip | dlib
 
     def __post_init__(self):
-        from flip.naming.embed import FACE_EMBEDDERS
-
         if self.faces not in FACE_EMBEDDERS:
             raise ValueError(f"faces={self.faces!r}: expected one of {list(FACE_EMBEDDERS)}")
         for name in ("face_dim", "dim", "hidden"):
@@ -174,21 +174,3 @@ class SECLAHeads(nn.Module):
                              "names: this head uses a name table; pass `names`")
         ids = torch.tensor([self.name_index[n] for n in names], device=self.noname.device)
         return self.name_embedding(ids)
-
-
-@torch.no_grad()
-def embed_faces(model, processor, image, boxes, margin: float = 0.0) -> torch.Tensor:
-    """Frozen FLIP features of each face box of one image, (len(boxes), D), L2-normalised."""
-    if not len(boxes):
-        return torch.zeros(0, model.config.projection_dim)
-    pixel_values = processor.images([image] * len(boxes), boxes=[list(b) for b in boxes], box_margin=margin)
-    return model.encode_image(pixel_values.to(model.device, model.dtype))
-
-
-@torch.no_grad()
-def embed_names(model, processor, names: list[str]) -> torch.Tensor:
-    """Frozen FLIP text features of each bare name string, (len(names), D), L2-normalised."""
-    if not names:
-        return torch.zeros(0, model.config.projection_dim)
-    batch = processor.texts(list(names))
-    return model.encode_text({k: v.to(model.device) for k, v in batch.items()})

@@ -1,4 +1,5 @@
-"""flip's pretraining trainer: `flip train --config CONFIG.yaml [--section.key value ...]`.
+"""flip's pretraining trainer; its command, `flip train --config CONFIG.yaml [--section.key value ...]`, lives in
+flip.cli.train (the library never imports its command line).
 
     from flip.train import load_config, train
     result = train(load_config("finetune/configs/pretrain_flip_tiny.yaml", ["--run.epochs", "1"]))
@@ -24,14 +25,7 @@ _PUBLIC = {
     "NonFiniteLossError": "flip.train.loop",
 }
 
-__all__ = sorted([*_PUBLIC, "main"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`flip train` with these arguments (the command-line entry point, callable from Python)."""
-    from flip.cli.train import main as cli_main
-
-    return cli_main(argv)
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str):

@@ -1,9 +1,8 @@
 """Training checkpoints: written atomically, read safely, holding everything a resume needs.
 
 Design choices:
-- One file, `checkpoint-last.pt`, rewritten at every save: `torch.save` to a temporary file in the
-  same folder, flushed to disk, then `os.replace` (atomic on POSIX), so a crash or a signal while
-  saving leaves the previous checkpoint intact.
+- One file, `checkpoint-last.pt`, rewritten at every save by `flip.state_file.save_checkpoint`
+  (atomic: a crash or a signal while saving leaves the previous checkpoint intact).
 - Contents: the objective's state (model, momentum encoders, queue), optimiser, scheduler, the data
   position (epoch, batch within the epoch, sampler seed), the global step, the RNG states of every
   process (python, numpy, torch CPU and CUDA), and the resolved config for reference.
@@ -20,42 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FORMAT = "flip-train-checkpoint"
-VERSION = 1
 LAST = "checkpoint-last.pt"
-
-
-def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
-    """Write `state` to `path` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by `save_checkpoint` (weights-only unpickling)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable training checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a flip training checkpoint (no format marker {FORMAT!r})")
-    if state.get("version") != VERSION:
-        raise ValueError(f"{path}: checkpoint version {state.get('version')} is not {VERSION}, which this flip reads")
-    return state
 
 
 def find_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | None:

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from . import distributed
-from .checkpoint import LAST, find_resume, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..state_file import load_checkpoint, save_checkpoint
+from .checkpoint import LAST, find_resume, rng_state, set_rng_state
 from .config import TrainConfig, save_config
 
 

@@ -1,7 +1,10 @@
-"""Where a figure was measured: flip's version and the machine (CPU model, cores, torch, GPU).
+"""Process-level helpers: the OpenMP wait policy, and where a figure was measured (flip's version
+and the machine: CPU model, cores, torch, GPU).
 
-Every figure of the harness carries the package version; speed figures also carry the machine,
-since a ratio measured on 2 shared CPU cores says little about a GPU server.
+A leaf: it imports nothing of flip at module level, so the command line, the evaluation harness and
+the benchmarks can all call it without reaching into each other. Every figure of the harness carries
+the package version; speed figures also carry the machine, since a ratio measured on 2 shared CPU
+cores says little about a GPU server.
 """
 
 from __future__ import annotations
@@ -11,6 +14,13 @@ import platform
 from pathlib import Path
 
 
+def sleep_idle_openmp_threads() -> None:
+    """Let idle OpenMP threads sleep instead of spin (`OMP_WAIT_POLICY=PASSIVE`, unless already set), so
+    that DataLoader workers decoding images get a core when a model thread waits. libgomp reads it when
+    torch loads: call this first. `benchmarks/bench_classify.py` measures what it changes."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def package_version() -> str:
     """flip's installed version (the distribution `flip-face`), else the source tree's."""
     from importlib.metadata import PackageNotFoundError, version
@@ -18,9 +28,9 @@ def package_version() -> str:
     try:
         return version("flip-face")
     except PackageNotFoundError:
-        import flip
+        from flip import __version__
 
-        return flip.__version__
+        return __version__
 
 
 def cpu_model() -> str:

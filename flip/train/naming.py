@@ -11,7 +11,7 @@ Design choices:
   SECLA-B: `stage1_steps` on the easy pairs only (one face, one name), then the rest of the steps
   on all pairs, with `prototype_weight` x `prototype_loss` towards the prototypes (mean projected
   face per name) of the faces the stage-1 heads label (bootstrapping: the pairs learned so far).
-- The result is one atomic checkpoint (`heads.pt`, flip.train.checkpoint's format, kind
+- The result is one atomic checkpoint (`heads.pt`, flip.state_file's format, kind
   `flip-secla-heads`) plus the resolved config (`config.yaml`). While training,
   `checkpoint-last.pt` (heads, optimiser, step, batch-order generator, SECLA-B's memory) is
   rewritten every `save_every` steps; `resume` continues from it to the same result as an
@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from flip.naming.align import assign_names
+from flip.naming.embed import embed_names
 from flip.naming.names import RuleNameExtractor
-from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, embed_names, face_prototypes,
-                               prototype_loss, secla_loss, secla_scores)
+from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, face_prototypes, prototype_loss, secla_loss,
+                               secla_scores)
 
 __all__ = ["NameFacesTrainConfig", "PairFeatures", "featurize", "pad_batch", "build_heads", "train_heads",
            "label_pairs", "evaluate_pairs",
@@ -191,7 +192,8 @@ def train_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures], log=Non
     With `checkpoint_dir`, `checkpoint-last.pt` is written there every `config.save_every` steps
     and `config.resume` is honoured.
     """
-    from flip.train.checkpoint import LAST, find_resume, load_checkpoint
+    from flip.state_file import load_checkpoint
+    from flip.train.checkpoint import LAST, find_resume
 
     if len(pairs) < 2:
         raise ValueError(f"{config.data or 'pairs'}: need at least 2 pairs with faces and names, found {len(pairs)}")
@@ -258,7 +260,7 @@ def _memory(heads: SECLAHeads, pairs: list[PairFeatures]) -> tuple[list[str], to
 def save_heads(heads: SECLAHeads, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """Atomic checkpoint that `flip.naming.pipeline.load_heads` reads."""
     from flip.naming.pipeline import HEADS_FORMAT
-    from flip.train.checkpoint import save_checkpoint
+    from flip.state_file import save_checkpoint
 
     return save_checkpoint({"kind": HEADS_FORMAT, "config": heads.config.to_dict(), "heads": heads.state_dict(),
                             **(extra or {})}, path)

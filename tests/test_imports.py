@@ -1,0 +1,182 @@
+"""flip/ imports nothing upwards and has no import loops (ARCHITECTURE.md's floors).
+
+Every module's imports are read with `ast`, function-level imports included (they run, only
+later), and `importlib.import_module("literal")`. Floors, from the ground up: core -> hub and
+data -> faces -> tasks -> train -> cli; a module may import its own floor and the floors below.
+The library never imports eval/, finetune/ or benchmarks/, and the benchmarks never import eval/.
+A new module of flip/ must be given a floor in FLOORS.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TREES = ("flip", "eval", "finetune", "benchmarks")
+
+#: Floors from the ground up: (name, module prefixes). "flip" alone is the package's lazy public face.
+FLOORS = [
+    ("core", ("flip", "flip.config", "flip.model", "flip.processor", "flip.tokenization", "flip.losses",
+              "flip.download", "flip.runtime", "flip.state_file")),
+    ("hub/data", ("flip.hub", "flip.convert", "flip.data")),
+    ("faces", ("flip.faces", "flip.naming.detect")),
+    ("tasks", ("flip.tasks", "flip.zeroshot", "flip.liveness", "flip.probe", "flip.attack_metrics", "flip.pad",
+               "flip.prompts", "flip.naming", "flip.vqa")),
+    ("train", ("flip.train",)),
+    ("cli", ("flip.cli", "flip.__main__")),
+]
+
+
+def module_files(trees=TREES, root: Path = ROOT) -> dict[str, Path]:
+    """{dotted module name: file} of every .py file under the given top-level folders."""
+    modules = {}
+    for tree in trees:
+        for path in sorted((root / tree).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join(parts)] = path
+    return modules
+
+
+def imported_names(module: str, path: Path) -> set[str]:
+    """The dotted names a module imports, at any depth: `from a import b` gives `a.b` (a submodule,
+    or a name whose module is `a`), relative imports resolved."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module
+            if node.level:
+                parts = package.split(".")
+                source = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            names.update(f"{source}.{alias.name}" for alias in node.names)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "import_module" and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str) and not node.args[0].value.startswith(".")):
+            names.add(node.args[0].value)
+    return names
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """{module: the modules of `modules` it imports}: each imported name resolved to the longest
+    module it names (`flip.hub.download` -> `flip.hub`)."""
+    graph = {}
+    for module, path in modules.items():
+        targets = set()
+        for name in imported_names(module, path):
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def floor_of(module: str) -> int | None:
+    best, floor = -1, None
+    for index, (_, prefixes) in enumerate(FLOORS):
+        for prefix in prefixes:
+            matches = module == prefix or (prefix != "flip" and module.startswith(prefix + "."))
+            if matches and len(prefix) > best:
+                best, floor = len(prefix), index
+    return floor
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import loop as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a flip module that runs to a higher floor, outside flip/ or to benchmarks->eval."""
+    problems = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            top, target_top = module.split(".")[0], target.split(".")[0]
+            if top == "flip" and target_top != "flip":
+                problems.append(f"{module} -> {target}: the library never imports {target_top}/")
+            elif top == "benchmarks" and target_top == "eval":
+                problems.append(f"{module} -> {target}: the benchmarks never import eval/")
+            elif top == target_top == "flip":
+                here, there = floor_of(module), floor_of(target)
+                if here is not None and there is not None and there > here:
+                    problems.append(f"{module} ({FLOORS[here][0]}) -> {target} ({FLOORS[there][0]}): upwards")
+    return problems
+
+
+def test_every_flip_module_has_a_floor():
+    unplaced = [m for m in module_files(("flip",)) if floor_of(m) is None]
+    assert not unplaced, f"give these modules a floor in tests/test_imports.py FLOORS: {unplaced}"
+
+
+def test_flip_has_no_import_loop():
+    cycle = find_cycle(import_graph(module_files(("flip",))))
+    assert cycle is None, "import loop: " + " -> ".join(cycle)
+
+
+def test_nothing_imports_upwards():
+    problems = upward_imports(import_graph(module_files()))
+    assert not problems, "\n".join(problems)
+
+
+# -- the checker itself catches what it should ------------------------------------------------------
+def _tree(tmp_path: Path, files: dict[str, str]) -> dict[str, Path]:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return module_files(("flip", "eval", "benchmarks"), tmp_path)
+
+
+@pytest.mark.parametrize("files, cycle", [
+    ({"flip/__init__.py": "", "flip/a.py": "def f():\n    from flip.b import g\n", "flip/b.py": "from . import a\n"},
+     ["flip.a", "flip.b", "flip.a"]),
+    ({"flip/__init__.py": "", "flip/p/__init__.py": "from .q import x\n",
+      "flip/p/q.py": "def f():\n    from . import helper\n", "flip/p/helper.py": "import flip.p.q\n"},
+     ["flip.p.q", "flip.p.helper", "flip.p.q"]),
+    ({"flip/__init__.py": "", "flip/a.py": "import importlib\nimportlib.import_module('flip.b')\n",
+      "flip/b.py": "from flip.a import x\n"}, ["flip.a", "flip.b", "flip.a"]),
+    ({"flip/__init__.py": "", "flip/p/__init__.py": "from . import q\n", "flip/p/q.py": "x = 1\n"}, None),
+])
+def test_find_cycle(tmp_path, files, cycle):
+    assert find_cycle(import_graph(_tree(tmp_path, files))) == cycle
+
+
+def test_upward_imports_are_named(tmp_path):
+    modules = _tree(tmp_path, {
+        "flip/__init__.py": "", "flip/processor.py": "def f():\n    from .hub import download\n",
+        "flip/hub.py": "from .processor import f\n", "flip/train/__init__.py": "from flip.cli.train import main\n",
+        "flip/cli/__init__.py": "", "flip/cli/train.py": "from flip.train import x\n",
+        "flip/zeroshot.py": "import eval.run\n", "eval/__init__.py": "", "eval/run.py": "import benchmarks.b\n",
+        "benchmarks/__init__.py": "", "benchmarks/b.py": "from eval import run\n",
+    })
+    assert upward_imports(import_graph(modules)) == [
+        "benchmarks.b -> eval.run: the benchmarks never import eval/",
+        "flip.processor (core) -> flip.hub (hub/data): upwards",
+        "flip.train (train) -> flip.cli.train (cli): upwards",
+        "flip.zeroshot -> eval.run: the library never imports eval/",
+    ]
