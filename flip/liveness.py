@@ -14,7 +14,7 @@ attack category):
 - linear probe (`LivenessProbe`): `flip.probe`'s multinomial logistic regression on frozen image
   embeddings, the baseline a user tries first.
 
-Conventions (shared with `flip.pad`, whose metrics score these results): the live score is a
+Conventions (shared with `flip.attack_metrics`, whose metrics score these results): the live score is a
 probability, higher = more live; an image is live when `live_score >= threshold` (a tie is live).
 Prompt files used here must have a "live" class and at least one attack class; the shipped file's
 attack keys equal `flip.data.synthetic.spoof.ATTACKS`.
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .pad import LIVE
+from .attack_metrics import LIVE
 from .prompts import PromptSet, load_prompts
 
 #: The shipped prompt file's task name.
@@ -142,33 +142,26 @@ class LivenessClassifier:
     def classes(self) -> tuple[str, ...]:
         return self.prompts.classes
 
+    def _result(self, results) -> LivenessResult:
+        """The liveness result of `FLIPClassifier`'s per-task results (on the CPU)."""
+        scores = results[self.prompts.task].scores.cpu()
+        return LivenessResult(self.classes, category_probabilities(scores, self.scale), "zeroshot")
+
     def score_embeddings(self, image_embeds: torch.Tensor) -> LivenessResult:
         """Results for L2-normalised image embeddings (N, D)."""
-        task = self.classifier.classify_embeddings(image_embeds, to_cpu=True)[self.prompts.task]
-        return LivenessResult(self.classes, category_probabilities(task.scores, self.scale), "zeroshot")
+        return self._result(self.classifier.classify_embeddings(image_embeds, to_cpu=True))
 
     def score(self, images) -> LivenessResult:
         """Score paths, PIL images, a list of them, or pixels (N, 3, H, W): float pixel values, or uint8
-        from `processor.pixels`."""
-        if isinstance(images, torch.Tensor):
-            pixels = images
-        else:
-            if isinstance(images, (str, os.PathLike)) or not isinstance(images, Sequence):
-                images = [images]
-            pixels = self.processor.images(list(images))
-        return self.score_embeddings(self.classifier.encode_images(pixels))
+        from `processor.pixels` (through `FLIPClassifier.classify`)."""
+        return self._result(self.classifier.classify(images))
 
     def score_files(self, paths: Sequence[str | os.PathLike], batch_size: int = 64,
                     num_workers: int | None = None) -> Iterator[LivenessBatch]:
-        """Score image files in batches; unreadable ones are reported in `failed`, by path, and skipped."""
-        from .zeroshot import image_file_loader
-
-        loader = image_file_loader(paths, self.processor, batch_size, num_workers)
-        for batch in loader:
-            done = [str(paths[i]) for i in batch["index"]]
-            failed = [(str(paths[i]), why) for i, why in batch["failed"]]
-            result = self.score_embeddings(self.classifier.encode_images(batch["pixels"])) if done else None
-            yield LivenessBatch(done, result, failed)
+        """Score image files in batches (`FLIPClassifier.classify_files`: decoding in DataLoader workers);
+        unreadable ones are reported in `failed`, by path, and skipped."""
+        for batch in self.classifier.classify_files(paths, batch_size, num_workers):
+            yield LivenessBatch(batch.paths, self._result(batch.results) if batch.paths else None, batch.failed)
 
 
 # -- linear probe -----------------------------------------------------------------------------------
@@ -274,9 +267,9 @@ def score_records(scorer, records, batch_size: int = 64,
 
 def calibrate(scorer, records, criterion: str = "eer", target_bpcer: float | None = None,
               batch_size: int = 64, num_workers: int | None = None) -> tuple[float, list[tuple[str, str]]]:
-    """The decision threshold chosen on a development set (see `flip.pad.calibrate_threshold`), and
+    """The decision threshold chosen on a development set (see `flip.attack_metrics.calibrate_threshold`), and
     the unreadable images skipped. A dev set with one class only is a `ValueError`."""
-    from .pad import calibrate_threshold
+    from .attack_metrics import calibrate_threshold
 
     result, labels, failed = score_records(scorer, records, batch_size, num_workers)
     try:

@@ -20,9 +20,10 @@ Design choices:
   `open_clip.tokenize`. Truncation always keeps the end-of-text token. Special-token strings inside a
   text ("[SEP]", "<|endoftext|>") are tokenized as plain text.
 - Speed: PIL decodes; torch resizes (`resize_backend="torch"`: its antialiased uint8 kernels, a port of
-  Pillow's, about 3x faster than Pillow here and within 1-2 levels of it on photographs; `"pil"` is bit-exact
-  with open_clip and transformers' slow processors). `pixels` stops at uint8, which is what DataLoader
-  workers send (4x fewer bytes) and `normalize` finishes on the model's device, as timm's prefetcher does.
+  Pillow's, faster than Pillow and close to it on photographs: the README gives the figures; `"pil"` is
+  bit-exact with open_clip and transformers' slow processors). `pixels` stops at uint8, which is what
+  DataLoader workers send (a quarter of float32's bytes) and `normalize` finishes on the model's
+  device, as timm's prefetcher does.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ FLOORS = [
               "flip.download", "flip.runtime", "flip.state_file")),
     ("hub/data", ("flip.hub", "flip.convert", "flip.data")),
     ("faces", ("flip.faces", "flip.naming.detect")),
-    ("tasks", ("flip.tasks", "flip.zeroshot", "flip.liveness", "flip.probe", "flip.attack_metrics", "flip.pad",
+    ("tasks", ("flip.tasks", "flip.zeroshot", "flip.liveness", "flip.probe", "flip.attack_metrics",
                "flip.prompts", "flip.naming", "flip.vqa")),
     ("train", ("flip.train",)),
     ("cli", ("flip.cli", "flip.__main__")),

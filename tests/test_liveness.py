@@ -272,7 +272,7 @@ def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(ch
     from eval.tasks.liveness import load_examples, main
     from flip.data.synthetic.world import SynthConfig, write_synthetic
     from flip.hub import load
-    from flip.pad import calibrate_threshold, pad_report
+    from flip.attack_metrics import calibrate_threshold, pad_report
 
     data = tmp_path / "spoof"
     write_synthetic(SynthConfig(kind="spoof", n=60, size=32, seed=0, images_per_identity=4), data, workers=1,
@@ -294,7 +294,7 @@ def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(ch
     assert set(report["summary"]) == {"zeroshot", "probe", "finetuned"}
     assert report["summary"]["zeroshot"]["auc_unseen"] is not None
 
-    # the zero-shot column equals flip.pad on independently computed scores, threshold from dev
+    # the zero-shot column equals flip.attack_metrics on independently computed scores, threshold from dev
     model, processor = load(checkpoint)
     clf = LivenessClassifier(model, processor)
     dev_images, dev_labels = load_examples(data, "val", exclude=["3d_mask"])

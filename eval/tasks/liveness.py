@@ -100,7 +100,7 @@ def metric(scores: Sequence[float], labels: Sequence[str], dev_scores: Sequence[
 
 def unseen_auc(scores: Sequence[float], labels: Sequence[str], unseen: Sequence[str]) -> float | None:
     """ROC AUC of live against the unseen attacks only (None without unseen attacks in the test split)."""
-    from flip.pad import LIVE, roc_auc
+    from flip.attack_metrics import LIVE, roc_auc
 
     keep = [i for i, label in enumerate(labels) if label == LIVE or label in unseen]
     kept = [labels[i] for i in keep]
@@ -134,7 +134,7 @@ def evaluate_liveness(scores: dict[str, dict[str, dict[str, list]]], labels: dic
                       unseen: Sequence[str], dev_split: str = "dev", test_split: str = "test",
                       target_bpcer: float | None = None) -> tuple[list[dict], dict[str, dict]]:
     """The table's rows (one per test category) and each method's summary metrics."""
-    from flip.pad import LIVE
+    from flip.attack_metrics import LIVE
 
     summaries = {}
     for m, per_split in scores.items():

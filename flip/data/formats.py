@@ -212,9 +212,20 @@ def row_to_record(row: dict[str, Any], image: Any = None) -> FaceRecord:
 
 
 def decode_image(image: Any, mode: str | None = "RGB"):
-    """A PIL image in `mode` (None: as stored) from a PIL image, encoded bytes, a path or an (H, W[, C]) array."""
+    """A PIL image from a PIL image, encoded bytes, a path or an (H, W[, C]) array.
+
+    In RGB (the default) this is `flip.processor.load_image`, the one decoder whatever a model sees
+    goes through (upright by EXIF, transparency on white, truncated files refused), so that a
+    recipe trains on the pixels inference will see. Another mode converts that RGB image;
+    `mode=None` is the lenient reading for re-encoding: the image as stored, any PIL mode, unchecked.
+    """
     from PIL import Image
 
+    from flip.processor import load_image
+
+    if mode is not None:
+        rgb = load_image(image)
+        return rgb if mode == "RGB" else rgb.convert(mode)
     if isinstance(image, Image.Image):
         pil = image
     elif isinstance(image, (bytes, bytearray, memoryview)):
@@ -226,7 +237,7 @@ def decode_image(image: Any, mode: str | None = "RGB"):
     else:
         raise TypeError(f"cannot read an image from {type(image).__name__}; "
                         "expected a PIL image, bytes, a path or an array")
-    return pil if mode is None or pil.mode == mode else pil.convert(mode)
+    return pil
 
 
 def check_image(data: bytes | str | Path) -> None:

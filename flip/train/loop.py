@@ -16,8 +16,8 @@ Design choices:
 - Only the first process writes (checkpoints, metrics, the final model) and evaluates.
 - A locked text tower (LiT) gives every caption the same output in every epoch, so by default its
   pooled output is computed once before the loop (`pool_captions`) and the workers hand those rows to
-  the objective instead of tokens: a step then runs only the text projection (on flip-tiny-synth
-  the tower's forward was about 28% of a step). Image-text matching needs the tokens: no cache then.
+  the objective instead of tokens: a step then runs only the text projection, not the tower's
+  forward. Image-text matching needs the tokens: no cache then.
 """
 
 from __future__ import annotations

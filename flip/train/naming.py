@@ -111,8 +111,8 @@ def featurize(records, model, processor, margin: float = 0.0, extractor=None,
     Faces go through `face_embedder` (a `flip.naming.embed.FaceEmbedder`; default: the FLIP image
     tower on crops grown by `margin`), names through the FLIP text tower.
     """
-    from flip.data.formats import decode_image
     from flip.naming.embed import FlipFaceEmbedder
+    from flip.processor import load_image
 
     extractor = extractor or RuleNameExtractor()
     face_embedder = face_embedder or FlipFaceEmbedder(model, processor, margin)
@@ -122,7 +122,7 @@ def featurize(records, model, processor, margin: float = 0.0, extractor=None,
         names = extractor(record.caption or "")
         if not faces or not names:
             continue
-        image = decode_image(record.image)
+        image = load_image(record.image)
         pairs.append(PairFeatures(face_embedder(image, [f["box"] for f in faces]),
                                   names, embed_names(model, processor, names),
                                   [f.get("name") for f in faces] if any("name" in f for f in faces) else []))

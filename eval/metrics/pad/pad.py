@@ -10,13 +10,13 @@ Loaded by path, never from the Hub:
 Predictions are live scores (higher = more live); references are "live" or an attack category.
 The threshold is `threshold` when given, else chosen on the development split (`dev_predictions`,
 `dev_references`) by `criterion` ("eer", or "bpcer" with `target_bpcer`) and applied unchanged to
-the scored split. A score equal to the threshold counts as live. The arithmetic is `flip.pad`'s.
+the scored split. A score equal to the threshold counts as live. The arithmetic is `flip.attack_metrics`'s.
 """
 
 import datasets
 import evaluate
 
-from flip.pad import calibrate_threshold, pad_report
+from flip.attack_metrics import calibrate_threshold, pad_report
 
 _DESCRIPTION = "ISO/IEC 30107-3 PAD metrics: APCER per attack and max, BPCER, ACER, HTER, EER, ROC AUC."
 _INPUTS = """

@@ -12,7 +12,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from flip.data.formats import IMAGE_EXTENSIONS, DataError, ErrorPolicy, check_image
 
@@ -50,6 +50,19 @@ def is_image(path: Path) -> bool:
 def find_images(folder: Path) -> list[Path]:
     """Every image file under `folder` (recursively), in a stable order."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_image(p))
+
+
+def readable_images(paths: Iterable[Path], policy: ErrorPolicy, check: bool) -> Iterator[Path]:
+    """`paths` in order, leaving out (through `policy`) those that are not readable images when `check`
+    (header and checksums: `flip.data.formats.check_image`)."""
+    for path in paths:
+        if check:
+            try:
+                check_image(path)
+            except (ValueError, OSError) as e:
+                policy.handle(DataError(str(e), path))
+                continue
+        yield path
 
 
 def resolve_image(root: Path, relative: str, check: bool) -> str:

@@ -28,13 +28,14 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from flip.data.formats import DataError, ErrorPolicy, check_image
+from flip.data.formats import DataError, ErrorPolicy
 from flip.data.loaders._common import (
     find_images,
     first_column,
     is_image,
     read_csv_rows,
     read_jsonl_rows,
+    readable_images,
     register_loader,
     resolve_image,
 )
@@ -116,13 +117,8 @@ def read_antispoof(source: Path, split: str | None, policy: ErrorPolicy, check_i
 
 def _read_folder(root: Path, folder: Path, live: bool, attack: str | None, policy: ErrorPolicy, check_images: bool,
                  files: list[Path] | None = None) -> Iterator[FaceRecord]:
-    for path in (find_images(folder) if files is None else [f for f in files if is_image(f)]):
-        if check_images:
-            try:
-                check_image(path)
-            except (ValueError, OSError) as e:
-                policy.handle(DataError(str(e), path))
-                continue
+    paths = find_images(folder) if files is None else [f for f in files if is_image(f)]
+    for path in readable_images(paths, policy, check_images):
         yield FaceRecord(file_name=path.relative_to(root).as_posix(), image=str(path), live=live, attack=attack)
 
 

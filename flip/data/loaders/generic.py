@@ -23,7 +23,6 @@ from flip.data.formats import (
     METADATA_FILE,
     DataError,
     ErrorPolicy,
-    check_image,
     iter_dataset,
     list_splits,
     resolve_dataset,
@@ -36,6 +35,7 @@ from flip.data.loaders._common import (
     parse_bool,
     read_csv_rows,
     read_jsonl_rows,
+    readable_images,
     register_loader,
     resolve_image,
 )
@@ -78,14 +78,8 @@ def read_imagefolder(source: Path, split: str | None, policy: ErrorPolicy, check
     elif (folder / METADATA_CSV).is_file():
         yield from _read_table(folder / METADATA_CSV, policy, check_images, folder)
     else:
-        for path in find_images(folder):
+        for path in readable_images(find_images(folder), policy, check_images):
             relative = path.relative_to(folder)
-            if check_images:
-                try:
-                    check_image(path)
-                except (ValueError, OSError) as e:
-                    policy.handle(DataError(str(e), path))
-                    continue
             extra = {"label": relative.parts[0]} if len(relative.parts) > 1 else {}
             yield FaceRecord(file_name=relative.as_posix(), image=str(path), extra=extra)
 

@@ -1,4 +1,4 @@
-"""ISO/IEC 30107-3 metrics (flip/pad.py) and their evaluate module, against hand-computed values."""
+"""ISO/IEC 30107-3 metrics (flip/attack_metrics.py) and their evaluate module, against hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flip.pad import (
+from flip.attack_metrics import (
     apcer_per_attack,
     bpcer,
     calibrate_threshold,
