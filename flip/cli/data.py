@@ -19,7 +19,8 @@ from pathlib import Path
 
 #: flag -> SynthConfig field, for the fields that have a flag
 _FLAGS = {"kind": "kind", "n": "n", "size": "size", "seed": "seed", "images_per_identity": "images_per_identity",
-          "live_fraction": "live_fraction", "nuisance": "nuisance", "p_mention": "p_mention"}
+          "live_fraction": "live_fraction", "nuisance": "nuisance", "p_mention": "p_mention",
+          "p_cue": "p_cue", "p_cues_only": "p_cues_only", "attack_fraction": "attack_fraction", "phrasing": "phrasing"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--live-fraction", dest="live_fraction", type=float, help="spoof: share of live images (0.5)")
     synth.add_argument("--nuisance", type=float, help="0 = clean studio shots .. 1 = full nuisances (default 1)")
     synth.add_argument("--p-mention", dest="p_mention", type=float, help="captions: chance an attribute is mentioned")
+    synth.add_argument("--p-cue", dest="p_cue", type=float, help="captions: chance a rendered cue is named (0.4)")
+    synth.add_argument("--p-cues-only", dest="p_cues_only", type=float,
+                       help="captions: chance a caption names cues and no class word (0.3)")
+    synth.add_argument("--attack-fraction", dest="attack_fraction", type=float,
+                       help="captions: share of presentation attacks in the corpus (0.15)")
+    synth.add_argument("--phrasing", choices=("train", "heldout"),
+                       help="captions: 'heldout' = cues only, in the held-out phrasing family (default train)")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
     synth.add_argument("--format", default="imagefolder", choices=("imagefolder", "parquet", "webdataset"))
     synth.add_argument("--image-format", dest="image_format", default="png", choices=("png", "jpeg"))

@@ -64,11 +64,23 @@ COUPLINGS: tuple[tuple[str, str, Any, str, tuple], ...] = (
 )
 
 
+#: Soft couplings (world version 3): (rule, condition attribute, value, attribute, values, probability).
+#: With the probability, the attribute is redrawn from the values (same weights): most seniors are
+#: grey, not all, so "grey hair" says something about age without deciding it.
+SOFT_COUPLINGS: tuple[tuple[str, str, Any, str, tuple, float], ...] = (
+    ("seniors are often grey", "age_group", "senior", "hair_color", ("grey", "white"), 0.45),
+    ("the middle-aged are sometimes grey", "age_group", "middle-aged", "hair_color", ("grey", "white"), 0.12),
+)
+
+
 def describe_couplings() -> list[str]:
     """The couplings as sentences, for dataset cards."""
     return [
         f"{rule}: if {cond} == {val!r} then {attr} in {list(allowed)!r}"
         for rule, cond, val, attr, allowed in COUPLINGS
+    ] + [
+        f"{rule}: if {cond} == {val!r}, with probability {p}, {attr} is redrawn from {list(values)!r}"
+        for rule, cond, val, attr, values, p in SOFT_COUPLINGS
     ]
 
 
@@ -125,7 +137,12 @@ class AttributeSampler:
             p = p / p.sum()
         return vocab[int(rng.choice(len(vocab), p=p))]
 
-    def _couple(self, rng: np.random.Generator, labels: dict) -> dict:
+    def _couple(self, rng: np.random.Generator, labels: dict, soft: bool = False) -> dict:
+        for _, cond, val, attr, values, p in SOFT_COUPLINGS if soft else ():
+            if attr in labels and labels.get(cond) == val and rng.random() < p:
+                vocab, weights = self.tables[attr]
+                if any(w > 0 for v, w in zip(vocab, weights) if v in values):  # the user's weights allow it
+                    labels[attr] = self._draw(rng, attr, values)
         for _, cond, val, attr, allowed in COUPLINGS:
             if attr in labels and labels.get(cond) == val and labels[attr] not in allowed:
                 labels[attr] = self._draw(rng, attr, allowed)
@@ -133,7 +150,7 @@ class AttributeSampler:
 
     def sample_identity(self, rng: np.random.Generator) -> dict:
         """The identity-stable labels of one person."""
-        return self._couple(rng, {a: self._draw(rng, a) for a in IDENTITY_ATTRIBUTES})
+        return self._couple(rng, {a: self._draw(rng, a) for a in IDENTITY_ATTRIBUTES}, soft=True)
 
     def sample_image(self, rng: np.random.Generator, identity_labels: Mapping[str, Any]) -> dict:
         """The per-image labels of one photo of a person with `identity_labels`."""

@@ -15,12 +15,13 @@ random subset in random order. Design choices:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 from flip.data.synthetic.attributes import visible_attributes
+from flip.data.synthetic.cues import cue_phrase
 
 AGE_NOUNS = {
     "child": ("child", "kid", "young child"),
@@ -104,10 +105,25 @@ _PLURAL = {"has": "have", "is": "are", "looks": "look", "wears": "wear", "appear
 
 @dataclass
 class Caption:
-    """A caption and the attribute labels it states (a subset of the record's labels)."""
+    """A caption, the attribute labels it states (a subset of the record's labels) and the cues it
+    names (a subset of the record's rendered cues)."""
 
     text: str
     mentioned: dict[str, Any]
+    cues: list[str] = field(default_factory=list)
+
+
+#: class attribute -> the cues that say the same thing; when the class is mentioned these are not
+CUES_OF_CLASS = {
+    "facial_hair": ("beard", "moustache", "goatee", "stubble", "clean_shaven"),
+    "eyewear": ("eyeglasses", "sunglasses"),
+    "hat": ("hat",),
+    "earrings": ("earrings",),
+    "hair_style": ("bald", "bangs", "curly_hair", "long_hair"),
+    "hair_color": ("grey_hair",),
+    "eyes_open": ("closed_eyes",),
+    "makeup": ("lipstick", "eyeshadow"),
+}
 
 
 def _choice(rng: np.random.Generator, options):
@@ -193,11 +209,19 @@ def _predicates(parts: list[tuple[str, str, str]], plural: bool = False) -> list
 
 
 def describe(labels: Mapping[str, Any], rng: np.random.Generator, p_mention: float = 0.5,
-             p_absent: float = 0.12, min_mentions: int = 2) -> tuple[str, list[tuple[str, str, str]], dict]:
+             p_absent: float = 0.12, min_mentions: int = 2, cues: list[str] | None = None, p_cue: float = 0.4,
+             p_cues_only: float = 0.0, heldout: bool = False) -> tuple[str, list[tuple[str, str, str]], dict]:
     """Choose what to say about a face: (subject noun, [(attribute, noun phrase, predicate)], mentioned).
 
-    The age group goes into the subject noun; hair colour and style merge into one phrase.
+    The age group goes into the subject noun; hair colour and style merge into one phrase. `cues`
+    (the face's rendered cues) are named each with probability `p_cue`, at least one; with
+    probability `p_cues_only` (always when `heldout`) the caption names cues and no class word, and
+    `heldout` draws the cue words from the held-out phrasing family. Named cues come back in
+    mentioned["_cues"].
     """
+    cues_only = bool(cues) and (heldout or rng.random() < p_cues_only)
+    if cues_only:
+        p_mention, p_absent, min_mentions = 0.0, 0.0, 0
     shown = visible_attributes({k: v for k, v in labels.items() if v is not None})
     candidates = []
     for attr, value in shown.items():
@@ -226,15 +250,34 @@ def describe(labels: Mapping[str, Any], rng: np.random.Generator, p_mention: flo
             parts.append(("hair", np_, "is bald" if np_ == "a bald head" else "has " + np_))
             continue
         parts.append((attr, *_phrases(attr, value, rng)))
+    said = []
+    if cues:
+        blocked = {c for a in mentioned for c in CUES_OF_CLASS.get(a, ())}
+        if "hair" in {p[0] for p in parts}:
+            blocked |= set(CUES_OF_CLASS["hair_style"]) | set(CUES_OF_CLASS["hair_color"])
+        options = [c for c in cues if c not in blocked]
+        order = rng.permutation(len(options))
+        said = [options[i] for i in order if rng.random() < p_cue]
+        least = 2 if cues_only else 1
+        if len(said) < least:
+            said += [options[i] for i in order if options[i] not in said][: least - len(said)]
+        said = said[:4]  # a caption stays one or two sentences
+        cue_parts = [(f"cue:{c}", np_ := cue_phrase(c, rng, heldout), "has " + np_) for c in said]
+        for part in cue_parts:  # cues go in among the class phrases, in random places
+            parts.insert(int(rng.integers(len(parts) + 1)), part)
     if age:
         mentioned["age_group"] = age
+    mentioned["_cues"] = sorted(said)
     return subject, parts, mentioned
 
 
 def build_caption(labels: Mapping[str, Any], rng: np.random.Generator, p_mention: float = 0.5,
-                  p_absent: float = 0.12, min_mentions: int = 2) -> Caption:
-    """One natural caption for a face with these labels."""
-    subject, parts, mentioned = describe(labels, rng, p_mention, p_absent, min_mentions)
+                  p_absent: float = 0.12, min_mentions: int = 2, cues: list[str] | None = None,
+                  p_cue: float = 0.4, p_cues_only: float = 0.3, heldout: bool = False) -> Caption:
+    """One natural caption for a face with these labels and rendered `cues` (see `describe`)."""
+    subject, parts, mentioned = describe(labels, rng, p_mention, p_absent, min_mentions, cues, p_cue,
+                                         p_cues_only, heldout)
+    said = mentioned.pop("_cues")
     emotion = mentioned.get("emotion")
     nps = [p[1] for p in parts]
     preds = _predicates(parts)
@@ -258,4 +301,61 @@ def build_caption(labels: Mapping[str, Any], rng: np.random.Generator, p_mention
     else:
         lead = _choice(rng, ("The face of", "A headshot of"))
         text = f"{lead} {article(subject)}" + (f": {join(nps)}." if nps else ".")
-    return Caption(text=text, mentioned=mentioned)
+    return Caption(text=text, mentioned=mentioned, cues=said)
+
+
+#: attack -> phrase families for captions of presentation attacks, as the web and CLIPC8 describe
+#: them: what is shown, then the tell-tale detail. `{who}` takes the presented person. The last
+#: family is held out of training captions, like the cues' (`cues.HELDOUT`).
+ATTACK_PHRASES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "printed_photo": (("a printed photo of {who} held up to the camera, its paper edge visible",
+                       "a paper printout of {who}, with a white border and fingers holding it"),
+                      ("a photograph of {who} printed on paper, halftone dots showing",
+                       "a print of {who} held in front of the lens"),
+                      ("a hardcopy snapshot of {who} brandished before the webcam",)),
+    "screen_replay": (("{who} shown on a phone screen held up to the camera",
+                       "a replay of {who} on a tablet, the screen's bezel visible"),
+                      ("a video of {who} played back on a monitor, with moire stripes",
+                       "a screen displaying {who}, glare on the glass"),
+                      ("a re-filmed display depicting {who}",)),
+    "dark_environment": (("a very dark, grainy shot of {who}", "{who} barely visible in the dark, heavy noise"),
+                         ("an underexposed, noisy photo of {who} in a dim room",
+                          "a dim capture of {who} with a colour cast"),
+                         ("a murky, shadowy frame depicting {who}",)),
+    "id_card": (("an ID card with a small photo of {who}, text lines beside it",
+                 "a tampered identity card showing {who}"),
+                ("a photo of {who} pasted onto an identity document",
+                 "an ID card held to the camera, its picture of {who} replaced"),
+                ("a doctored passport-style credential depicting {who}",)),
+    "paper_mask": (("a paper mask of {who} worn over someone's face, eye holes cut out",
+                    "a cut-out paper face of {who} held over a real head"),
+                   ("a flat printed mask of {who} with white cut edges",
+                    "someone wearing a paper cut-out of {who}"),
+                   ("a cardboard disguise depicting {who}",)),
+    "3d_mask": (("a plastic 3D mask of {who} with a shiny surface and hollow eyes",
+                 "a rigid mask shaped like {who}, a seam at its edge"),
+                ("a moulded mask of {who} worn over a head, glossy and smooth",
+                 "a silicone-like mask of {who}"),
+                ("a prosthetic visage depicting {who}",)),
+    "warped_print": (("a curved, bent print of {who} held up to the camera",
+                      "a printed photo of {who} bent into a curve"),
+                     ("a warped paper photo of {who}, shading across the fold",
+                      "a print of {who} curled toward the lens"),
+                     ("a buckled hardcopy depicting {who}",)),
+    "face_swap": (("a digitally swapped face of {who}, a blurry seam around the face",
+                   "a face-swap of {who} with mismatched skin colour"),
+                  ("an edited image where {who}'s face was pasted onto another head",
+                   "a deepfake of {who}, the face edges blended"),
+                  ("a synthetic composite depicting {who}",)),
+}
+
+
+def attack_caption(attack: str, labels: Mapping[str, Any], rng: np.random.Generator, p_mention: float = 0.3,
+                   heldout: bool = False) -> str:
+    """A caption of a presentation attack showing a face with these labels."""
+    subject, parts, _ = describe(labels, rng, p_mention=p_mention, min_mentions=1)
+    who = article(subject) + (f" with {join([p[1] for p in parts[:2]])}" if parts else "")
+    families = ATTACK_PHRASES[attack]
+    options = families[-1] if heldout else [p for fam in families[:-1] for p in fam]
+    text = options[int(rng.integers(len(options)))].format(who=who)
+    return text[0].upper() + text[1:] + "."

@@ -23,6 +23,7 @@ from flip.data.synthetic.attributes import (
     IMAGE_ATTRIBUTES,
     AttributeSampler,
 )
+from flip.data.synthetic.cues import sample_identity_cues, sample_image_cues
 
 #: Hidden, identity-stable shape classes (not record attributes; they make people distinct).
 NOSE_SHAPES = ("straight", "wide", "narrow", "round", "hooked")
@@ -78,6 +79,16 @@ class Identity:
     hair_volume: float = 1.0
     skin_shift: tuple[int, int, int] = (0, 0, 0)  # small per-person colour variation
     hair_shift: tuple[int, int, int] = (0, 0, 0)
+    # identity cues (`cues.sample_identity_cues`): drawn, varying within an age group
+    wrinkles: int = 0  # 0 none, 1 some, 2 deep
+    bags_under_eyes: bool = False
+    greying: bool = False  # grey temples
+    receding_hairline: bool = False
+    double_chin: bool = False
+    chubby: bool = False
+    high_cheekbones: bool = False
+    sideburns: bool = False
+    narrow_eyes: bool = False
 
     def labels(self) -> dict[str, Any]:
         return {a: getattr(self, a) for a in IDENTITY_ATTRIBUTES}
@@ -108,6 +119,22 @@ class Face:
     earring_color: RGB = _EARRING_COLORS[0]
     clothes_color: RGB = _CLOTHES_COLORS[0]
     texture_seed: int = 0  # seeds the fine texture (stubble, curls) so drawing stays pure
+    # image cues (`cues.sample_image_cues`)
+    rosy_cheeks: bool = False
+    lipstick: bool = True  # with makeup: lipstick as well as eyeshadow
+    necklace: bool = False
+    necktie: bool = False
+    brow_gain: float = 1.0  # how strongly the expression shows in the brows (1 = the EXPRESSIONS table)
+    eye_gain: float = 1.0
+    mouth_gain: float = 1.0
+    mouth_ajar: float = 0.0  # lips parted this much on top of the expression
+    wrinkled_nose: bool = True  # disgust wrinkles the nose
+
+    def cues(self) -> list[str]:
+        """The cues a render of this photo shows (`cues.rendered_cues`)."""
+        from flip.data.synthetic.cues import rendered_cues
+
+        return rendered_cues(self)
 
     def labels(self) -> dict[str, Any]:
         """All 13 attribute labels of this photo."""
@@ -152,6 +179,7 @@ def sample_identity(rng: np.random.Generator, identity: str, name: str,
         hair_volume=float(rng.uniform(0.92, 1.1)),
         skin_shift=_shift(rng, 8),
         hair_shift=_shift(rng, 12),
+        **sample_identity_cues(rng, labels),
     )
 
 
@@ -193,4 +221,5 @@ def sample_face(rng: np.random.Generator, person: Identity, sampler: AttributeSa
         earring_color=_pick(rng, _EARRING_COLORS),
         clothes_color=_pick(rng, _CLOTHES_COLORS),
         texture_seed=int(rng.integers(2**31)),
+        **sample_image_cues(rng, {**person.labels(), **labels}),
     )

@@ -74,6 +74,28 @@ EXPRESSIONS: dict[str, dict] = {
                       asym=0.22),
 }
 
+_GAINS = {"brow_raise": "brow_gain", "brow_inner": "brow_gain", "brow_pinch": "brow_gain", "eye_open": "eye_gain",
+          "eye_lower": "eye_gain", "mouth_curve": "mouth_gain", "mouth_open": "mouth_gain",
+          "mouth_width": "mouth_gain", "open_up": None, "lip": "mouth_gain", "asym": "mouth_gain"}
+
+
+def effective_expression(face: Face) -> dict:
+    """The expression as drawn: the emotion's offsets from neutral scaled by the photo's gains
+    (brows, eyes, mouth), lips left ajar, and narrow eyes from the person. The cue labels
+    (`cues.rendered_cues`) read these same numbers."""
+    base, target = EXPRESSIONS["neutral"], EXPRESSIONS[face.emotion]
+    e = {}
+    for k, v in target.items():
+        gain = _GAINS.get(k, "")
+        e[k] = v if not gain else base[k] + getattr(face, gain) * (v - base[k])
+    e["mouth_open"] = max(e["mouth_open"], 0.0) + face.mouth_ajar
+    if face.person.narrow_eyes:
+        e["eye_open"] *= 0.62
+    if e["mouth_open"] < 0.1:
+        e["teeth"] = ""
+    return e
+
+
 #: age group -> proportions: features lower and eyes larger on children; wrinkles and a receding
 #: hairline with age. eye_y: eye height; nose_drop/mouth_drop: below the eyes; chin: chin scale.
 AGE_PROPORTIONS: dict[str, dict] = {
@@ -227,8 +249,8 @@ def _geometry(face: Face) -> _Geometry:
     p = face.person
     shape = FACE_SHAPE_GEOMETRY[p.face_shape]
     age = AGE_PROPORTIONS[p.age_group]
-    expr = EXPRESSIONS[face.emotion]
-    a = shape["width"] * age["width"]
+    expr = effective_expression(face)
+    a = shape["width"] * age["width"] * (1.07 if p.chubby else 1.0)
     chin = shape["chin"] * age["chin"]
     eye_y = age["eye_y"] + p.feature_shift
     es = age["eye_scale"] * p.eye_size
@@ -290,6 +312,22 @@ def _draw_body(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     t = _lin(0, np.pi, 20)
     d.polygon(P(2.1 * np.cos(t), sy + 0.25 + 1.5 - 1.5 * np.sin(t) ** 0.35), fill=f.clothes_color)
     d.polygon(P([-neck_w * 1.05, 0, neck_w * 1.05], [sy + 0.2, sy + 0.65, sy + 0.2]), fill=g.skin_dark)
+    top = g.chin + 0.12  # just below the chin, so that the accessories stay in a face crop
+    if f.necktie:  # a white collar and a dark tie
+        d.polygon(P([-neck_w * 1.3, 0, neck_w * 1.3, neck_w * 1.1, 0, -neck_w * 1.1],
+                    [top, top + 0.3, top, top + 0.45, top + 0.5, top + 0.45]), fill=(245, 245, 240))
+        tie = _scale_rgb(f.hat_color, 0.8)
+        d.polygon(P([-0.1, 0.1, 0.07, -0.07], [top + 0.22, top + 0.22, top + 0.36, top + 0.36]), fill=tie)
+        d.polygon(P([-0.07, 0.07, 0.16, 0.0, -0.16], [top + 0.36, top + 0.36, top + 1.0, top + 1.15, top + 1.0]),
+                  fill=tie)
+    if f.necklace:  # a string of bright beads across the neck
+        u = _lin(-1, 1, 11)
+        bx, by = neck_w * 1.05 * u, top + 0.08 + 0.16 * (1 - u**2)
+        c = _lin(0, 2 * np.pi, 8)
+        d.line(P(bx, by), fill=(150, 130, 60), width=P.width(0.02))
+        for x0, y0 in zip(bx, by):
+            d.polygon(P(x0 + 0.045 * np.cos(c), y0 + 0.045 * np.sin(c)), fill=f.earring_color,
+                      outline=_scale_rgb(f.earring_color, 0.4))
 
 
 def _hair_outer(g: _Geometry, t: np.ndarray, volume: float, bump: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +381,7 @@ def _draw_head(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> np.ndarra
 
 
 def _draw_wrinkles(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
-    level = g.age["wrinkles"]
+    level = g.face.person.wrinkles
     if level == 0:
         return
     w = P.width(0.035 if level == 2 else 0.03)
@@ -366,10 +404,7 @@ def _draw_wrinkles(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
                 fx = np.array([ex, ex + side * 0.12])
                 fy = np.array([g.eye_y, g.eye_y + 0.06 * k])
                 d.line(P(fx, fy, g.depth(fx, fy)), fill=col, width=w)
-            # under-eye bags and marionette lines
-            fx = side * g.eye_x + g.ew * 0.8 * x
-            fy = g.eye_y + g.eh + 0.07 + 0.03 * (1 - x**2)
-            d.line(P(fx, fy, g.depth(fx, fy)), fill=col, width=w)
+            # marionette lines
             fx = np.array([side * g.mouth_hw * 0.95, side * g.mouth_hw * 1.05])
             fy = np.array([g.mouth_y + 0.08, g.mouth_y + 0.3])
             d.line(P(fx, fy, g.depth(fx, fy)), fill=col, width=w)
@@ -380,12 +415,52 @@ def _draw_wrinkles(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
             d.polygon(P(x0 + 0.035 * np.cos(t), y0 + 0.03 * np.sin(t), g.depth(x0, y0)), fill=_alpha(g.wrinkle, 110))
 
 
-def _draw_makeup_cheeks(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
+def _draw_face_cues(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
+    """Identity and image cues on the skin: bags under the eyes, rosy cheeks, high cheekbones,
+    chubby cheeks, a double chin and sideburns (see `cues.CUES`)."""
+    f, p = g.face, g.face.person
     t = _lin(0, 2 * np.pi, 14)
-    for side in (-1, 1):
-        cx, cy = side * 0.52 * g.a, g.nose_y - 0.02
-        xs, ys = cx + 0.22 * np.cos(t), cy + 0.13 * np.sin(t)
-        d.polygon(P(xs, ys, g.depth(xs, ys)), fill=(240, 80, 120, 130))
+    x = _lin(-1, 1, 7)
+    if p.bags_under_eyes:
+        for side in (-1, 1):  # a dark crescent under each eye
+            fx = side * g.eye_x + g.ew * 0.85 * x
+            top = g.eye_y + g.eh * 0.8 + 0.03 * (1 - x**2)
+            bot = top + 0.05 + 0.07 * (1 - x**2)
+            d.polygon(P(np.concatenate([fx, fx[::-1]]), np.concatenate([top, bot[::-1]]), g.depth(0.3, g.eye_y)),
+                      fill=_alpha(_mix(g.wrinkle, (90, 60, 110), 0.3), 170))
+            d.line(P(fx, bot, g.depth(fx, bot)), fill=_alpha(g.wrinkle, 220), width=P.width(0.025))
+    if p.high_cheekbones:
+        for side in (-1, 1):  # a shadow slanting down under the cheekbone
+            fx = side * np.array([0.78, 0.62, 0.42]) * g.a
+            fy = g.nose_y + np.array([-0.12, 0.02, 0.12])
+            d.line(P(fx, fy, g.depth(fx, fy)), fill=_alpha(_scale_rgb(g.skin, 0.6), 200), width=P.width(0.05))
+            hx, hy = side * 0.6 * g.a + 0.12 * np.cos(t), g.nose_y - 0.16 + 0.05 * np.sin(t)
+            d.polygon(P(hx, hy, g.depth(hx, hy)), fill=_alpha(g.skin_light, 170))
+    if p.chubby:
+        for side in (-1, 1):  # full cheeks bulging at the sides
+            cx, cy = side * 0.62 * g.a, g.mouth_y - 0.12
+            d.polygon(P(cx + 0.26 * np.cos(t), cy + 0.2 * np.sin(t), g.depth(cx, cy)),
+                      fill=_alpha(_mix(g.skin, (255, 255, 255), 0.08), 200))
+    if f.rosy_cheeks:
+        for side in (-1, 1):
+            cx, cy = side * 0.5 * g.a, g.nose_y + 0.02
+            xs, ys = cx + 0.16 * np.cos(t), cy + 0.12 * np.sin(t)
+            d.polygon(P(xs, ys, g.depth(xs, ys)), fill=(225, 45, 55, 120))
+    if p.double_chin and f.facial_hair != "beard":
+        u = _lin(-1, 1, 9)
+        fx = 0.45 * g.a * u
+        fy = g.chin + 0.1 + 0.08 * (1 - u**2)
+        d.polygon(P(np.concatenate([fx, fx[::-1] * 0.8]), np.concatenate([fy, (fy - 0.12)[::-1]]),
+                    _outline_depth(g, np.concatenate([fy, fy[::-1]]))), fill=_scale_rgb(g.skin, 0.95))
+        d.line(P(fx, fy, _outline_depth(g, fy)), fill=_alpha(g.wrinkle, 230), width=P.width(0.035))
+    if p.sideburns and f.facial_hair != "beard" and p.hair_style != "bald":
+        col = g.hair if p.hair_color not in ("blond", "white") else _scale_rgb(g.hair, 0.8)
+        for side in (-1, 1):
+            ys = _lin(g.eye_y - 0.2, g.eye_y + 0.42, 5)
+            hw = g.half_width(ys)
+            xs = np.concatenate([hw * 0.99, hw[::-1] * 0.86]) * side
+            yy = np.concatenate([ys, ys[::-1]])
+            d.polygon(P(xs, yy, _outline_depth(g, yy) + 0.05), fill=col)
 
 
 def _draw_facial_hair(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
@@ -438,11 +513,11 @@ def _draw_eyes(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     f, e = g.face, g.expr
     lash = (30, 22, 22)
     lw = P.width(0.045)
-    droop = 0.35 if f.emotion == "sad" else 0.0
+    droop = 0.35 * f.eye_gain if f.emotion == "sad" else 0.0
     for side in (-1, 1):
         xs, upper, lower = _eye_curves(g, side, e["eye_open"], e["eye_lower"], droop)
         zs = g.depth(xs, g.eye_y) + 0.05
-        if f.makeup:  # eyeshadow on the upper lid
+        if f.makeup:  # eyeshadow on the upper lid (makeup = eyeshadow, usually with lipstick)
             sx = np.concatenate([xs, xs[::-1]])
             sy = np.concatenate([upper - 0.02, (upper - 0.15 - 0.05 * (1 - _lin(-1, 1, 11) ** 2))[::-1]])
             d.polygon(P(sx, sy, np.concatenate([zs, zs[::-1]])), fill=_alpha(f.eyeshadow_color, 210))
@@ -482,7 +557,10 @@ def _draw_brows(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     else:
         col = _scale_rgb(g.hair, 0.85)
     t = _lin(0, 1, 9)
-    th = 0.075 * p.brow_thickness * g.age["brow"] * (1 - 0.55 * t)
+    from flip.data.synthetic.cues import BUSHY_BROWS
+
+    bushy = 1.45 if p.brow_thickness > BUSHY_BROWS else 1.0
+    th = 0.075 * p.brow_thickness * bushy * g.age["brow"] * (1 - 0.55 * t)
     base = g.eye_y - 0.28 * g.age["eye_scale"] - e["brow_raise"]
     for side in (-1, 1):
         x_in = side * (g.eye_x - g.ew * 0.95 - e["brow_pinch"])
@@ -490,7 +568,7 @@ def _draw_brows(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         xs = x_in + (x_out - x_in) * t
         ys = base - e["brow_inner"] * (1 - t) ** 1.5 - _BROW_ARCH[p.brow_shape](t)
         if f.emotion == "surprised":
-            ys = ys - 0.05 * np.sin(np.pi * t)
+            ys = ys - 0.05 * f.brow_gain * np.sin(np.pi * t)
         zs = g.depth(xs, ys) + 0.05
         d.polygon(P(np.concatenate([xs, xs[::-1]]), np.concatenate([ys - th / 2, (ys + th / 2)[::-1]]),
                     np.concatenate([zs, zs[::-1]])), fill=col)
@@ -518,7 +596,7 @@ def _draw_nose(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
         d.polygon(P(s * 0.075 * nw + 0.045 * nw * np.cos(c), ny + 0.045 + 0.022 * np.sin(c), tz - 0.1),
                   fill=_scale_rgb(g.skin, 0.45))
     d.polygon(P(tip * np.cos(c), ny - 0.03 + tip * 0.8 * np.sin(c), tz), fill=_alpha(g.skin_light, 150))
-    if g.face.emotion == "disgusted":  # wrinkled nose bridge
+    if g.face.emotion == "disgusted" and g.face.wrinkled_nose:  # wrinkled nose bridge
         for k in (0, 1):
             wx = np.array([-0.08, 0.0, 0.08])
             wy = g.eye_y + 0.12 + 0.06 * k + np.array([0.02, -0.01, 0.02])
@@ -536,8 +614,9 @@ def _draw_mouth(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     top = line - gap * e["open_up"]
     bot = line + gap * (1 - e["open_up"])
     lip = 0.065 * f.person.lip_thickness * g.age["lip"] * e["lip"]
-    col = f.lipstick_color if f.makeup else g.lips
-    if f.makeup:
+    lipstick = f.makeup and f.lipstick
+    col = f.lipstick_color if lipstick else g.lips
+    if lipstick:
         lip *= 1.25
     zs = g.depth(xs, my) + 0.12
     z2 = np.concatenate([zs, zs[::-1]])
@@ -587,6 +666,8 @@ def _hairline(g: _Geometry, n: int = 15) -> tuple[np.ndarray, np.ndarray]:
     line_y = g.eye_y + g.age["hairline"]
     xs = g.a * 0.97 * np.cos(t)
     ys = side_y + (line_y - side_y) * np.sin(t) ** 0.55 + 0.09 * p.hair_part * np.sin(2 * t)
+    if p.receding_hairline:  # drawn back at the temples: an M-shaped hairline
+        ys = ys - 0.32 * np.exp(-(((t - 0.6) / 0.3) ** 2) - 0.0) - 0.32 * np.exp(-(((t - np.pi + 0.6) / 0.3) ** 2))
     return xs, ys
 
 
@@ -649,9 +730,10 @@ def _draw_hair_front(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> Non
 
 
 def _draw_greying(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
-    """Grey temples: some on middle-aged people, more on seniors (hair colour is the rest of the hair)."""
-    amount = {1: 0.5, 2: 0.75}.get(g.age["wrinkles"], 0.0)
-    if not amount or g.face.person.hair_color in ("grey", "white"):
+    """Grey temples (a person's `greying` cue; hair colour is the rest of the hair)."""
+    p = g.face.person
+    amount = (0.75 if p.age_group == "senior" else 0.55) if p.greying else 0.0
+    if not amount or p.hair_color in ("grey", "white"):
         return
     col = _mix(g.hair, (210, 210, 212), amount)
     t = _lin(0, 2 * np.pi, 12)
@@ -782,8 +864,7 @@ def draw_face(image: Image.Image, face: Face, center: tuple[float, float], scale
     _draw_ears(d, g, P)
     outline = _draw_head(d, g, P)
     _draw_wrinkles(d, g, P)
-    if face.makeup:
-        _draw_makeup_cheeks(d, g, P)
+    _draw_face_cues(d, g, P)
     _draw_facial_hair(d, g, P)
     _draw_eyes(d, g, P)
     _draw_brows(d, g, P)

@@ -37,7 +37,8 @@ import numpy as np
 
 from flip.data.records import ATTRIBUTES, FaceRecord
 from flip.data.synthetic.attributes import AttributeSampler, describe_couplings
-from flip.data.synthetic.captions import article, build_caption, describe, join
+from flip.data.synthetic.captions import article, attack_caption, build_caption, describe, join
+from flip.data.synthetic.cues import celeba_labels, rendered_cues
 from flip.data.synthetic.faces import Identity, make_identities, sample_face
 from flip.data.synthetic.qa import sample_qa
 from flip.data.synthetic.render import render_face, sample_nuisance
@@ -45,7 +46,14 @@ from flip.data.synthetic.scenes import sample_scene
 from flip.data.synthetic.spoof import ATTACKS, render_spoof
 
 #: bump when a change makes the same seed draw different data
-GENERATOR_VERSION = "2"  # 2: bolder earrings and makeup, larger irises and mouth, blur relative to size
+#: 2: bolder earrings and makeup, larger irises and mouth, blur relative to size
+#: 3: cues (CelebA's attributes drawn, class attributes built from cues that vary within a class),
+#:    captions that name cues in paraphrased words with a held-out phrasing family, attacks in the
+#:    caption corpus (all but the unseen one)
+GENERATOR_VERSION = "3"
+#: the attack category kept out of every training caption: liveness measures it as the unseen attack
+UNSEEN_ATTACK = "3d_mask"
+PHRASINGS = ("train", "heldout")
 KINDS = ("captions", "spoof", "scenes", "qa")
 SPLITS = ("train", "val", "test", "test_seen")
 #: splits that show new images of another split's people instead of owning a pool of their own
@@ -69,6 +77,11 @@ class SynthConfig:
     live_fraction: float = 0.5  # spoof: share of live images; attacks share the rest equally
     nuisance: float = 1.0  # 0 = clean studio shots, 1 = the full range of nuisances
     p_mention: float = 0.5  # captions: chance that a visible attribute is mentioned
+    p_cue: float = 0.4  # captions: chance that a rendered cue is named
+    p_cues_only: float = 0.3  # captions: chance that a caption names cues and no class word
+    attack_fraction: float = 0.15  # captions: share of presentation attacks, captioned as what they show
+    unseen_attack: str | None = UNSEEN_ATTACK  # captions: the attack category never shown (None: all shown)
+    phrasing: str = "train"  # captions: "heldout" = cues only, in the held-out phrasing family
     distributions: dict[str, dict] | None = None  # AttributeSampler overrides {attribute: {value: weight}}
 
     def __post_init__(self):
@@ -92,8 +105,13 @@ class SynthConfig:
             raise ValueError(f"live_fraction={self.live_fraction}: expected a value in [0, 1]")
         if not 0 <= self.nuisance <= 1:
             raise ValueError(f"nuisance={self.nuisance}: expected a value in [0, 1]")
-        if not 0 <= self.p_mention <= 1:
-            raise ValueError(f"p_mention={self.p_mention}: expected a value in [0, 1]")
+        for name in ("p_mention", "p_cue", "p_cues_only", "attack_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a value in [0, 1]")
+        if self.unseen_attack is not None and self.unseen_attack not in ATTACKS:
+            raise ValueError(f"unseen_attack={self.unseen_attack!r}: expected one of {list(ATTACKS)} or null")
+        if self.phrasing not in PHRASINGS:
+            raise ValueError(f"phrasing={self.phrasing!r}: expected one of {list(PHRASINGS)}")
         self.sampler()  # validates `distributions`
 
     def sampler(self) -> AttributeSampler:
@@ -163,6 +181,17 @@ def make_record(cfg: SynthConfig, split: str, index: int, pools: dict[str, list[
     face = sample_face(rng, person, sampler)
     labels = face.labels()
     record = FaceRecord(file_name=name, identity=person.identity, name=person.name, **labels)
+    record.extra["cues"] = rendered_cues(face)
+    heldout = cfg.phrasing == "heldout"
+    shown_attacks = [a for a in ATTACKS if a != cfg.unseen_attack]
+    if cfg.kind == "captions" and shown_attacks and rng.random() < cfg.attack_fraction:
+        # a presentation attack, captioned as what it shows (CLIPC8 trains on such pairs)
+        attack = shown_attacks[int(rng.integers(len(shown_attacks)))]
+        record.image = render_spoof(face, attack, cfg.size, rng)
+        record.live, record.attack = False, attack
+        record.caption = attack_caption(attack, labels, rng, heldout=heldout)
+        record.extra["mentioned"] = []
+        return record
     if cfg.kind == "spoof":
         live = rng.random() < cfg.live_fraction
         attack = None if live else list(ATTACKS)[int(rng.integers(len(ATTACKS)))]
@@ -170,11 +199,15 @@ def make_record(cfg: SynthConfig, split: str, index: int, pools: dict[str, list[
         record.live, record.attack = live, attack
         record.caption = _spoof_caption(labels, attack, rng, cfg.p_mention)
         return record
-    record.image, _ = render_face(face, cfg.size, sample_nuisance(rng, cfg.nuisance))
-    caption = build_caption(labels, rng, p_mention=cfg.p_mention)
+    nuisance = sample_nuisance(rng, cfg.nuisance)
+    record.image, _ = render_face(face, cfg.size, nuisance)
+    record.extra["celeba"] = celeba_labels(face, nuisance)
+    caption = build_caption(labels, rng, p_mention=cfg.p_mention, cues=record.extra["cues"], p_cue=cfg.p_cue,
+                            p_cues_only=cfg.p_cues_only, heldout=heldout)
     record.caption = caption.text
-    # which labels the caption states: retrieval's ceiling counts the images a caption fits
+    # which labels and cues the caption states: retrieval's ceiling counts the images a caption fits
     record.extra["mentioned"] = sorted(caption.mentioned)
+    record.extra["mentioned_cues"] = caption.cues
     if cfg.kind == "qa":
         qa = sample_qa(labels, rng)
         record.question, record.answer, record.attribute = qa.question, qa.answer, qa.attribute
