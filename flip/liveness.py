@@ -5,8 +5,8 @@ attack category):
 - zero-shot (`LivenessClassifier`): the image against text descriptions of a live face and of each
   attack category (`prompts/liveness.json`, editable data). Category scores are `flip.zeroshot`'s
   by-description scores (mean cosine similarity with the category's sentences); a softmax over
-  categories at the model's own temperature turns them into probabilities. The live score is the
-  probability mass on the live category, the attack category the most probable attack.
+  categories at the model's own temperature turns them into probabilities. The live score sets live
+  against the most probable attack (see "The decision" below), the attack category is that attack.
 - fine-tuned: CLIPC8's recipe, contrastive training on (image, its category's description) pairs
   (`liveness_pairs` builds them from spoof records; `flip liveness-train` runs `flip.train` on them,
   full or LoRA). The result is a FLIP checkpoint, used through `LivenessClassifier` like any other.
@@ -14,8 +14,17 @@ attack category):
 - linear probe (`LivenessProbe`): `flip.probe`'s multinomial logistic regression on frozen image
   embeddings, the baseline a user tries first.
 
+The decision. The live score is live against the best attack: p_live / (p_live + p_best_attack),
+which for the zero-shot classifier is sigmoid(scale * (s_live - s_best_attack)) on the category
+scores. At the default threshold 0.5 an image is live exactly when "live" scores above every attack
+category, so an image whose top category is live is never called an attack. (Before world v3 the
+live score was the live category's softmax share against 0.5: with eight attack categories sharing
+the rest, a face whose top class was live could still be called an attack.) A threshold calibrated
+on a development set (`calibrate`) moves the same score.
+
 Conventions (shared with `flip.attack_metrics`, whose metrics score these results): the live score is a
-probability, higher = more live; an image is live when `live_score >= threshold` (a tie is live).
+probability-like score in [0, 1], higher = more live; an image is live when `live_score >= threshold`
+(a tie is live).
 Prompt files used here must have a "live" class and at least one attack class; the shipped file's
 attack keys equal `flip.data.synthetic.spoof.ATTACKS`.
 """
@@ -69,8 +78,16 @@ class LivenessResult:
 
     @property
     def live_score(self) -> torch.Tensor:
-        """(N,) probability of live."""
-        return self.probs[:, self.live_index]
+        """(N,) live against the best attack: p_live / (p_live + p_best_attack), 0.5 = a tie."""
+        live = self.probs[:, self.live_index]
+        return live / (live + self.best_attack_prob).clamp_min(1e-12)
+
+    @property
+    def best_attack_prob(self) -> torch.Tensor:
+        """(N,) probability of the most probable attack category."""
+        masked = self.probs.clone()
+        masked[:, self.live_index] = -1.0
+        return masked.max(dim=-1).values
 
     @property
     def attacks(self) -> list[str]:

@@ -79,15 +79,17 @@ class LookupProcessor:
         return {"input_ids": torch.tensor([self.model.ids[t] for t in texts])}
 
 
-def test_zero_shot_live_score_is_the_softmax_mass_on_live_at_the_model_temperature():
+def test_zero_shot_live_score_is_live_against_the_best_attack_at_the_model_temperature():
     model = LookupModel(scale=10.0)
     clf = LivenessClassifier(model, LookupProcessor(model), PromptSet.from_dict(SMALL, task="small"))
     images = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 1.0, 0], [0, 0, 0, 1.0]])
     r = clf.score(images)
     # category scores (mean cosine): [1, 0, 0]; [0, 1/sqrt2, 0] (print's two sentences 1/sqrt2 and 1/sqrt2); [0, 0, 1]
     e = math.exp
-    assert float(r.live_score[0]) == pytest.approx(e(10) / (e(10) + 2))
+    # live against the best attack: p_live / (p_live + p_best) = sigmoid(scale * (s_live - s_best))
+    assert float(r.live_score[0]) == pytest.approx(e(10) / (e(10) + 1))
     s = 10 / math.sqrt(2)
+    assert float(r.live_score[1]) == pytest.approx(1 / (1 + e(s)))
     assert r.probs[1].tolist() == pytest.approx([1 / (2 + e(s)), e(s) / (2 + e(s)), 1 / (2 + e(s))])
     assert r.attacks == ["print", "print", "replay"]  # image 0's best attack: print and replay tie, first wins
     assert r.is_live(0.5) == [True, False, False]
@@ -100,6 +102,15 @@ def test_a_tie_at_the_threshold_is_live():
     r = LivenessResult(("live", "print"), torch.tensor([[0.5, 0.5], [0.25, 0.75]]))
     assert r.is_live(0.5) == [True, False]
     assert r.record(0, 0.5)["decision"] == "live"
+
+
+def test_a_face_whose_top_category_is_live_is_live_at_the_default_threshold():
+    """With many attack categories the live share can be under 0.5 while live still scores best
+    (the rule before world v3 called such a face an attack)."""
+    probs = torch.tensor([[0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], [0.2, 0.3, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05]])
+    r = LivenessResult(("live", *[f"a{i}" for i in range(7)]), probs)
+    assert r.live_score.tolist() == pytest.approx([0.75, 0.4])
+    assert r.is_live() == [True, False]
 
 
 # -- the probe --------------------------------------------------------------------------------------

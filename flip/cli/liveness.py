@@ -9,6 +9,10 @@ used the same way (`--model`). The threshold on the live score is `--threshold`,
 labelled development folder (`--calibrate DIR`: live/ and attack/<type>/ folders, or any layout
 flip.data.loaders reads) at its EER or, with `--target-bpcer`, at that BPCER. A score equal to the
 threshold is live. Unreadable images are reported by path and skipped.
+
+The decision rule: the live score is live against the best attack category,
+p_live / (p_live + p_best_attack) from the per-category probabilities, so at the default threshold
+0.5 an image is live exactly when "live" scores above every attack category.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", default="liveness", help="liveness prompt file: task name or path (default: liveness)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--threshold", type=float, default=None,
-                     help="live when the live score >= this (default: 0.5 unless --calibrate)")
+                     help="live when the live score (live against the best attack) >= this "
+                          "(default: 0.5, i.e. live beats every attack, unless --calibrate)")
     how.add_argument("--calibrate", default=None, metavar="DEV_DIR",
                      help="choose the threshold on this labelled dev set")
     p.add_argument("--dataset", default="auto", help="--calibrate's layout (a flip.data.loaders name; default: auto)")
