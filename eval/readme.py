@@ -40,7 +40,11 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
         recall, ceiling = r["recall"], r["t2i_ceiling"]
         return [(f"text-to-image R@5, {r['pairs']:,} {split} pairs", f"{_pct(recall['t2i_r5'])} "
                  f"(ceiling {_pct(ceiling['t2i_r5'])}; {r['t2i_r5_of_ceiling']:.2f} of it)"),
-                ("image-to-text R@5", _pct(recall["i2t_r5"]))]
+                ("image-to-text R@5", _pct(recall["i2t_r5"]))] + ([
+                (f"text-to-image R@5, {r['heldout']['pairs']:,} captions in the held-out phrasing "
+                 f"(`{r['heldout']['data']}`)", f"{_pct(r['heldout']['recall']['t2i_r5'])} (ceiling "
+                 f"{_pct(r['heldout']['t2i_ceiling']['t2i_r5'])}; {r['heldout']['t2i_r5_of_ceiling']:.2f} of it)")]
+                if "heldout" in r else [])
     if name == "attributes":
         mean, rows = r["mean"], r["rows"]
         out = [(f"zero-shot by description, mean over {len(rows)} attributes ({r['examples']:,} {split} faces)",
@@ -49,6 +53,15 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
                                ("random", "random descriptors (control)")):
             if variant in mean:
                 out.append((label, _pct(mean[variant])))
+        if "attributes_where_descriptors_win" in mean:
+            out.append(("by description minus baseline", f"{100 * mean['descriptors_minus_baseline']:+.1f} points; "
+                                                          f"better on {mean['attributes_where_descriptors_win']} "
+                                                          f"of {len(rows)} attributes"))
+        faithful = r.get("faithfulness", {}).get("_pooled")
+        if faithful:
+            out.append((f"explanations: top descriptor names a cue the face shows ({faithful['faces']:,} correct "
+                        "answers)", f"{_pct(faithful['top'])} (a random descriptor of the class: "
+                                    f"{_pct(faithful['random'])})"))
         if rows and "descriptors" in rows[0]:
             ranked = sorted(rows, key=lambda row: -row["descriptors"])
             out.append(("by description, per attribute", ", ".join(
@@ -62,10 +75,22 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
                  f"interval {100 * e['low']:.1f}-{100 * e['high']:.1f})") for e in entries]
     if name == "liveness":
         out = []
+        unseen_names = ", ".join(r.get("config", {}).get("unseen", [])) or "none"
         for method, s in r["summary"].items():
-            unseen = "" if s.get("auc_unseen") is None else f", unseen-attack AUC {s['auc_unseen']:.2f}"
+            unseen = "" if s.get("auc_unseen") is None else f", unseen-attack ({unseen_names}) AUC {s['auc_unseen']:.2f}"
             out.append((f"liveness, {method}", f"HTER {_pct(s['hter'])}, AUC {s['auc']:.2f}{unseen}"))
+            if s.get("acer_default") is not None:
+                out.append((f"liveness, {method}, as shipped: default threshold 0.5, no calibration, seen categories",
+                            f"ACER {_pct(s['acer_default'])} (APCER max {_pct(s['apcer_max_default'])}, "
+                            f"BPCER {_pct(s['bpcer_default'])})"))
         return out
+    if name == "celeba40":
+        mean, rows = r["mean"], r["rows"]
+        left_out = ", ".join(r.get("config", {}).get("left_out", {})) or "none"
+        return [(f"CelebA-40 balanced accuracy, mean over {len(rows)} drawn attributes ({r['faces']:,} faces; "
+                 f"left out: {left_out})", ", ".join(f"{label} {_pct(mean[k])}" for k, label in
+                                                     (("probe", "linear probe"), ("descriptors", "by description"),
+                                                      ("baseline", "class names")) if k in mean))]
     if name == "speed":
         m = r["machine"]
         machine = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}" + (f", {m['gpu']}" if m.get("gpu") else "")

@@ -38,13 +38,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-SUITES = ("retrieval", "attributes", "liveness", "naming", "vqa", "speed")
+SUITES = ("retrieval", "attributes", "celeba40", "liveness", "naming", "vqa", "speed")
 #: The data kind each suite reads: (its --flag, the folder names looked for under --data, in order).
 DATA = {
     "captions": ("captions", ("captions", "synth-captions")),
     "spoof": ("spoof", ("spoof", "synth-spoof")),
     "naming": ("scenes", ("naming", "synth-naming", "scenes", "synth-scenes")),
     "qa": ("qa", ("qa", "synth-qa", "captions", "synth-captions")),  # any attribute-labelled faces
+    "heldout": ("heldout", ("heldout", "synth-heldout")),  # captions in the held-out phrasing (world v3)
+    "probe": ("probe_data", ("captions", "synth-captions")),  # faces the CelebA-40 linear probe trains on
 }
 #: Per benchmark (a module of benchmarks/): (full-size arguments, reduced arguments for --quick).
 BENCH_ARGS = {
@@ -135,9 +137,18 @@ def _limit(flag: str, args) -> list[str]:
     return [flag, str(args.limit)] if args.limit else []
 
 
+def _optional_data(kind: str, args) -> Path | None:
+    try:
+        return find_data(kind, args)
+    except SuiteSkipped:
+        return None
+
+
 def run_retrieval(args, out: Path) -> dict:
     data = find_data("captions", args)
-    argv = [*_common(args), "--data", str(data), "--split", args.split, "--out", str(out), *_limit("--n", args)]
+    heldout = _optional_data("heldout", args)
+    argv = [*_common(args), "--data", str(data), "--split", args.split, "--out", str(out), *_limit("--n", args),
+            *(["--heldout-data", str(heldout)] if heldout else [])]
     call_main(task_module("retrieval").main, argv, "eval.tasks.retrieval")
     return {"dataset": str(data), "split": args.split, "result": json.loads((out / "retrieval.json").read_text())}
 
@@ -149,6 +160,16 @@ def run_attributes(args, out: Path) -> dict:
             *(["--workers", str(args.workers)] if args.workers is not None else [])]
     call_main(task_module("attributes").main, argv, "eval.tasks.attributes")
     return {"dataset": str(data), "split": args.split, "result": json.loads((out / "attributes.json").read_text())}
+
+
+def run_celeba40(args, out: Path) -> dict:
+    data = find_data("captions", args)
+    probe = find_data("probe", args)
+    argv = [*_common(args), "--data", str(data), "--split", args.split, "--probe-data", str(probe),
+            "--probe-split", "train", "--out", str(out), *_limit("--limit", args),
+            *(["--workers", str(args.workers)] if args.workers is not None else [])]
+    call_main(task_module("celeba40").main, argv, "eval.tasks.celeba40")
+    return {"dataset": str(data), "split": args.split, "result": json.loads((out / "celeba40.json").read_text())}
 
 
 def run_fairness(args, out: Path) -> dict:
@@ -245,6 +266,7 @@ RUNNERS: dict[str, Callable[[Any, Path], dict]] = {
     "retrieval": run_retrieval,
     "attributes": run_attributes,
     "fairness": run_fairness,
+    "celeba40": run_celeba40,
     "liveness": run_liveness,
     "naming": lambda args, out: _run_contributed("naming", args, out),
     "vqa": lambda args, out: _run_contributed("vqa", args, out),
@@ -297,6 +319,10 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--data", default=None, help="folder holding captions/, spoof/, scenes/, qa/ (or synth-<kind>/)")
     for kind in ("captions", "spoof", "scenes", "qa"):
         p.add_argument(f"--{kind}", default=None, help=f"the {kind} dataset (overrides --data)")
+    p.add_argument("--heldout", default=None, help="captions in the held-out phrasing (retrieval; default: "
+                   "heldout/ or synth-heldout/ under --data when present)")
+    p.add_argument("--probe-data", dest="probe_data", default=None,
+                   help="faces the CelebA-40 probe trains on, train split (default: captions/ under --data)")
     p.add_argument("--split", default="test", help="held-out split every task scores (default: test)")
     p.add_argument("--limit", type=int, default=None, help="at most this many examples per task and split")
     p.add_argument("--seed", type=int, default=0, help="seed passed to the tasks and the bootstrap")

@@ -63,7 +63,10 @@ def group_labels(record) -> dict[str, str]:
 
 def read_examples(data: str | Path, split: str | None = None, attributes: Sequence[str] = ATTRIBUTES,
                   limit: int | None = None, format: str | None = None) -> Iterator[tuple[Any, dict, dict]]:
-    """(image, visible labels as class keys, demographic groups) per record, in the data's order."""
+    """(image, visible labels as class keys, demographic groups) per record, in the data's order.
+
+    Presentation attacks (``live`` False, in a world-v3 caption corpus) are skipped. A record's
+    rendered cues, when it has them, ride along in the groups dict under "_cues"."""
     from flip.data.formats import read_dataset
 
     try:
@@ -72,11 +75,18 @@ def read_examples(data: str | Path, split: str | None = None, attributes: Sequen
         def visible_attributes(labels):
             return dict(labels)
 
-    for i, record in enumerate(read_dataset(data, format=format, split=split)):
-        if limit is not None and i >= limit:
+    kept = 0
+    for record in read_dataset(data, format=format, split=split):
+        if record.live is False:  # a presentation attack in the caption corpus: not a face to label
+            continue
+        if limit is not None and kept >= limit:
             break
+        kept += 1
         shown = visible_attributes(record.attributes())
-        yield record.image, {a: label_key(shown[a]) for a in attributes if shown.get(a) is not None}, group_labels(record)
+        groups = group_labels(record)
+        if "cues" in record.extra:  # the synthetic world's rendered cues, for explanation faithfulness
+            groups = {**groups, "_cues": list(record.extra["cues"])}
+        yield record.image, {a: label_key(shown[a]) for a in attributes if shown.get(a) is not None}, groups
 
 
 def load_examples(data: str | Path, split: str | None = None, attributes: Sequence[str] = ATTRIBUTES,
@@ -138,6 +148,53 @@ def predict(model, processor, image_embeds: torch.Tensor, attributes: Sequence[s
     return out
 
 
+DESCRIPTOR_CUES = Path(__file__).resolve().parents[1] / "configs" / "descriptor_cues.json"
+
+
+def faithfulness(model, processor, image_embeds: torch.Tensor, labels: Sequence[dict[str, str]],
+                 cues: Sequence[Sequence[str] | None], mapping: dict | None = None, root=None) -> dict:
+    """How often the explanation names a cue the face really shows, against chance.
+
+    For each face, attribute and the true class, among that class's descriptors that name a drawn
+    cue (`eval/configs/descriptor_cues.json`), take the one most similar to the image (what an
+    explanation would show first) and check whether its cue is rendered on that face; the control
+    is a random descriptor of the same class (its expected hit rate, computed exactly). Only
+    correctly classified faces count: an explanation of a right answer. Returns per attribute and pooled: faces, top-descriptor
+    hit rate, random-descriptor hit rate.
+    """
+    from flip.zeroshot import FLIPClassifier, TextCache
+
+    mapping = mapping if mapping is not None else json.loads(DESCRIPTOR_CUES.read_text())
+    tasks = [a for a in mapping if not a.startswith("_")]
+    clf = FLIPClassifier(model, processor, [load_prompts(a, root) for a in tasks], method="descriptors",
+                         cache=TextCache())
+    results = clf.classify_embeddings(image_embeds.to(next(model.parameters()).device), to_cpu=True)
+    out, pooled = {}, [0, 0.0, 0.0]
+    for a in tasks:
+        res = results[a]
+        n = top_hits = random_hits = 0.0
+        for i, row in enumerate(labels):
+            cls, shown = row.get(a), cues[i]
+            named = mapping[a].get(cls, {}) if cls is not None else {}
+            if not named or shown is None or res.predictions[i] != cls:
+                continue
+            ranked = [t for t, _ in res.top_descriptors(i, k=None, cls=cls) if t in named]
+            if not ranked:
+                continue
+            hit = [any(c in shown for c in named[t]) for t in named]
+            n += 1
+            top_hits += any(c in shown for c in named[ranked[0]])
+            random_hits += sum(hit) / len(hit)
+        if n:
+            out[a] = {"faces": int(n), "top": top_hits / n, "random": random_hits / n}
+            pooled[0] += n
+            pooled[1] += top_hits
+            pooled[2] += random_hits
+    if pooled[0]:
+        out["_pooled"] = {"faces": int(pooled[0]), "top": pooled[1] / pooled[0], "random": pooled[2] / pooled[0]}
+    return out
+
+
 _ACCURACY = None
 
 
@@ -156,12 +213,15 @@ def metric(predictions: Sequence[str], references: Sequence[str], classes: Seque
 def evaluate_attributes(model, processor, images: Sequence, labels: Sequence[dict[str, str]],
                         attributes: Sequence[str] = ATTRIBUTES, variants: Sequence[str] = VARIANTS, *,
                         root=None, aggregate: str = "mean", seed: int = 0, batch_size: int = 64,
-                        num_workers: int | None = None) -> tuple[list[dict], dict[str, dict[str, list[str]]]]:
-    """The table's rows (one per attribute) and every prediction ({variant: {attribute: [...]}})."""
+                        num_workers: int | None = None,
+                        embeds: torch.Tensor | None = None) -> tuple[list[dict], dict[str, dict[str, list[str]]]]:
+    """The table's rows (one per attribute) and every prediction ({variant: {attribute: [...]}}).
+    `embeds`: the images' embeddings when the caller already has them."""
     attributes = [a for a in attributes if any(a in row for row in labels)]
     if not attributes:
         raise ValueError("no example has a visible label for the attributes asked for")
-    embeds = embed_images(model, processor, images, batch_size, num_workers)
+    if embeds is None:
+        embeds = embed_images(model, processor, images, batch_size, num_workers)
     predictions = predict(model, processor, embeds, attributes, variants, root, aggregate, seed)
     rows = []
     for a in attributes:
@@ -228,15 +288,24 @@ def main(argv: list[str] | None = None) -> int:
     if not examples:
         raise SystemExit(f"eval.tasks.attributes: {args.data}: no examples (split {args.split!r})")
     images, labels, groups = (list(column) for column in zip(*examples))
+    cues = [g.pop("_cues", None) for g in groups]
+    embeds = embed_images(model, processor, images, args.batch_size, args.workers)
     rows, predictions = evaluate_attributes(model, processor, images, labels, args.attributes, args.variants,
                                             root=args.prompts, aggregate=args.aggregate, seed=args.seed,
-                                            batch_size=args.batch_size, num_workers=args.workers)
+                                            batch_size=args.batch_size, num_workers=args.workers, embeds=embeds)
     means = summarise(rows, args.variants)
     table = format_table(rows, args.variants, means)
     print(table)
     if "descriptors_minus_baseline" in means:
         print(f"\nby description - baseline: {100 * means['descriptors_minus_baseline']:+.1f} points on average; "
               f"better on {means['attributes_where_descriptors_win']} of {len(rows)} attributes")
+    faithful = None
+    if any(c is not None for c in cues) and args.prompts is None:
+        faithful = faithfulness(model, processor, embeds, labels, cues)
+        if "_pooled" in faithful:
+            f = faithful["_pooled"]
+            print(f"explanations: the top descriptor names a cue the face shows in {100 * f['top']:.1f}% of "
+                  f"{f['faces']} correct answers; a random descriptor of the class in {100 * f['random']:.1f}%")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = {**vars(args), "model": args.model or "flip-tiny-synth (embedded default)", "device": device}
     (out / "attributes.json").write_text(json.dumps(
-        {"config": config, "package_version": package_version(), "examples": len(images), "rows": rows, "mean": means},
+        {"config": config, "package_version": package_version(), "examples": len(images), "rows": rows, "mean": means,
+         **({"faithfulness": faithful} if faithful is not None else {})},
         indent=2) + "\n")
     (out / "attributes.md").write_text(table + "\n")
     with open(out / "attributes_predictions.jsonl", "w") as f:
