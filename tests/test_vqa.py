@@ -131,7 +131,7 @@ def test_training_batch_masks_every_prompt_token(toy):
 
 
 def test_apply_lora_names_target_modules_that_match_nothing(toy):
-    from flip.vqa.training import apply_lora
+    from flip.train.vqa_loop import apply_lora
 
     *_, model, _ = toy
     with pytest.raises(ValueError, match=r"target_modules=\['query'\] matches no linear layer.*q_proj"):

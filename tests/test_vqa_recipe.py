@@ -93,7 +93,7 @@ BUILDERS = {"llava": build_llava, "paligemma": build_paligemma, "idefics3": buil
 @pytest.fixture(scope="module")
 def runs(synth, tmp_path_factory):
     """{family: (base dir, run dir)} after a 3-step recipe run on each family's tiny random model."""
-    from finetune.vqa_lora import main
+    from flip.cli.vqa_train import main
 
     out = {}
     for family, build in BUILDERS.items():
@@ -170,7 +170,7 @@ def test_merged_model_gives_the_adapters_logits(runs):
 
 
 def test_recipe_refuses_target_modules_that_match_nothing(runs, synth, tmp_path, capsys):
-    from finetune.vqa_lora import main
+    from flip.cli.vqa_train import main
 
     base, _ = runs["llava"]
     code = main(["--model.base", str(base), "--data.source", str(synth), "--data.attributes", '["hat"]',
@@ -180,7 +180,7 @@ def test_recipe_refuses_target_modules_that_match_nothing(runs, synth, tmp_path,
 
 
 def test_recipe_refuses_an_attribute_the_data_does_not_label(runs, synth, tmp_path, capsys):
-    from finetune.vqa_lora import main
+    from flip.cli.vqa_train import main
 
     base, _ = runs["llava"]
     code = main(["--model.base", str(base), "--data.source", str(synth), "--data.attributes", '["hat", "gender"]',
@@ -209,7 +209,7 @@ def test_eval_task_writes_the_table(runs, synth, checkpoint, tmp_path):
     base, run = runs["llava"]
     out = tmp_path / "report"
     assert main(["--base", str(base), "--adapter", str(run / "adapter"), "--flip-model", checkpoint,
-                 "--data", str(synth), "--split", "test", "--limit", "2", "--attributes", *ATTRIBUTES,
+                 "--config", str(run / "config.yaml"), "--data", str(synth), "--split", "test", "--limit", "2", "--attributes", *ATTRIBUTES,
                  "--max-new-tokens", "3", "--out", str(out)]) == 0
     report = json.loads((out / "vqa.json").read_text())
     assert [r["attribute"] for r in report["rows"]] == sorted(ATTRIBUTES)
@@ -225,7 +225,7 @@ def test_toy_base_recipe_pretrains_around_the_frozen_flip_tower(synth, checkpoin
     from safetensors.torch import load_file
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from finetune.vqa_base import main
+    from flip.cli.vqa_base_train import main
     from flip.hub import load
 
     out = tmp_path / "base"
@@ -248,16 +248,26 @@ def test_toy_base_recipe_pretrains_around_the_frozen_flip_tower(synth, checkpoin
     assert load_file(out / "model" / "model.safetensors")  # weights are written as safetensors
 
 
+@pytest.mark.parametrize("command", ["vqa-train", "vqa-base-train"])
+def test_vqa_recipes_are_flip_commands_that_name_a_missing_config(command, tmp_path, capsys):
+    from flip.cli import main
+
+    assert main([command, "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"flip {command}: ") and "missing.yaml" in err and "\n" not in err
+
+
 def test_shipped_toy_recipes_are_valid_configs():
     """The YAML files the README's commands name load into their recipes' configs, overrides applied."""
     from pathlib import Path
 
-    from finetune.vqa_base import VQABaseConfig
-    from finetune.vqa_lora import VQALoRAConfig, load_config
+    from flip.train.config import load_config
+    from flip.train.vqa_base import VQABaseConfig
+    from flip.train.vqa_lora import VQALoRAConfig
 
     configs = Path(__file__).parent.parent / "finetune" / "configs"
-    base = load_config(VQABaseConfig, configs / "vqa_toy_base.yaml", ["--train.steps", "3"])
-    lora = load_config(VQALoRAConfig, configs / "vqa_lora_toy.yaml", ["--lora.rank", "4"])
+    base = load_config(configs / "vqa_toy_base.yaml", ["--train.steps", "3"], cls=VQABaseConfig)
+    lora = load_config(configs / "vqa_lora_toy.yaml", ["--lora.rank", "4"], cls=VQALoRAConfig)
     assert base.train.steps == 3 and base.language.hidden_size % base.language.num_attention_heads == 0
     assert base.run.output_dir + "/model" == lora.model.base  # the LoRA recipe adapts what the base recipe writes
     assert lora.lora.rank == 4 and "multi_modal_projector" in lora.lora.modules_to_save

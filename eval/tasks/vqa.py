@@ -30,7 +30,6 @@ from typing import Sequence
 import numpy as np
 
 METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
-OTHER = "(other)"
 
 
 # -- examples ---------------------------------------------------------------------------------------
@@ -92,71 +91,7 @@ def zero_shot(flip_model, flip_processor, records: Sequence, attributes: Sequenc
     return {r["attribute"]: r["descriptors"] for r in rows}
 
 
-# -- figures and tables ---------------------------------------------------------------------------------
-def confusion_matrix(references: Sequence[str], predictions: Sequence[str],
-                     synonyms: dict | None = None) -> tuple[list[str], np.ndarray]:
-    """(classes, counts[reference, predicted]); answers outside the references' set go to a last column."""
-    from flip.vqa.answers import normalize_answer, synonym_table
-
-    table = synonym_table(synonyms)
-    refs = [normalize_answer(r, table) for r in references]
-    preds = [normalize_answer(p, table) for p in predictions]
-    classes = sorted(set(refs))
-    index = {c: i for i, c in enumerate(classes)}
-    counts = np.zeros((len(classes), len(classes) + 1), dtype=int)
-    for r, p in zip(refs, preds):
-        counts[index[r], index.get(p, len(classes))] += 1
-    return classes, counts
-
-
-def confusion_figures(examples: Sequence, predictions: Sequence[str], out_dir: str | Path,
-                      synonyms: dict | None = None) -> list[Path]:
-    """One PNG per attribute: rows are true answers, columns predicted ones (plus "(other)")."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for attribute in sorted({e.attribute for e in examples}):
-        keep = [i for i, e in enumerate(examples) if e.attribute == attribute]
-        classes, counts = confusion_matrix([examples[i].answer for i in keep], [predictions[i] for i in keep], synonyms)
-        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.55 * (len(classes) + 1)), max(2.6, 1.0 + 0.5 * len(classes))))
-        ax.imshow(counts, cmap="Blues")
-        ax.set_xticks(range(len(classes) + 1), classes + [OTHER], rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(classes)), classes, fontsize=8)
-        for (i, j), n in np.ndenumerate(counts):
-            if n:
-                ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
-                        color="white" if n > counts.max() / 2 else "black")
-        accuracy = np.trace(counts[:, : len(classes)]) / max(1, counts.sum())
-        ax.set_title(f"{attribute}: exact match {100 * accuracy:.1f}% (n={counts.sum()})", fontsize=9)
-        ax.set_xlabel("predicted answer", fontsize=8)
-        ax.set_ylabel("true answer", fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{attribute}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
-def write_predictions(path: str | Path, examples: Sequence, *columns: Sequence[str], names: Sequence[str] = ("prediction",)) -> None:
-    with open(path, "w") as f:
-        for i, e in enumerate(examples):
-            row = {"index": i, "attribute": e.attribute, "question": e.question, "answer": e.answer}
-            row.update({name: column[i] for name, column in zip(names, columns)})
-            f.write(json.dumps(row) + "\n")
-
-
-def format_scores(scores: dict) -> str:
-    lines = [f"exact match {100 * scores['exact_match']:.1f}% on {scores['n']} questions"]
-    lines += [f"  {a:<12} {100 * v:5.1f}%  (n={scores['counts'][a]})" for a, v in sorted(scores["per_attribute"].items())]
-    return "\n".join(lines)
-
-
+# -- tables -----------------------------------------------------------------------------------------
 def build_rows(examples: Sequence, columns: dict[str, dict[str, float]], synonyms: dict | None = None) -> list[dict]:
     """One row per attribute: n, classes, chance, majority, then each column's accuracy (None if absent)."""
     from flip.vqa.answers import normalize_answer, synonym_table
@@ -215,20 +150,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def recipe_settings(path: str | Path) -> tuple[dict, dict, str | None]:
+    """(data.questions, eval.synonyms, model.template) of a `flip vqa-train` config: the run's saved,
+    resolved `config.yaml` (or the YAML it ran from), read as data, never through the recipe's module."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"--config {path}: not a readable YAML file ({err})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"--config {path}: expected a mapping of sections (model, data, eval, ...)")
+    sections = {name: raw.get(name) or {} for name in ("model", "data", "eval")}
+    return sections["data"].get("questions") or {}, sections["eval"].get("synonyms") or {}, \
+        sections["model"].get("template")
+
+
 def _run(args) -> int:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from flip.vqa.formats import PromptFormat, model_family
     from flip.vqa.model import VQAModel, check_supported, load_vqa
-    from flip.vqa.training import adapter_parameter_counts
+    from flip.train.vqa_loop import adapter_parameter_counts
 
-    questions, synonyms, template = {}, {}, None
-    if args.config is not None:
-        from finetune.vqa_lora import VQALoRAConfig, load_config
+    from flip.vqa.scoring import confusion_figures, write_predictions
 
-        recipe = load_config(VQALoRAConfig, args.config, [])
-        questions, synonyms, template = recipe.data.questions, recipe.eval.synonyms, recipe.model.template
+    questions, synonyms, template = recipe_settings(args.config) if args.config is not None else ({}, {}, None)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     check_supported(args.base)
     examples, records = load_examples(args.data, args.split, args.attributes, args.limit, args.dataset, questions)

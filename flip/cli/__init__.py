@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "name-faces-train": ("name_faces_train", "learn SECLA / SECLA-B face-naming heads from image-caption pairs alone"),
     "liveness": ("liveness", "live person or presentation attack (and which attack), from text prompts (CLIPC8)"),
     "liveness-train": ("liveness_train", "fine-tune a checkpoint for liveness on (image, category description) pairs"),
+    "vqa-base-train": ("vqa_base_train", "build and pretrain the offline toy vision-language model (the base vqa-train adapts)"),
+    "vqa-train": ("vqa_train", "fine-tune a vision-language model with LoRA to answer questions about faces (VQA)"),
     "ask": ("ask", "ask a (LoRA fine-tuned) vision-language model a question about a face (VQA)"),
 }
 

@@ -4,7 +4,7 @@
     flip ask face.png "Is this person wearing a hat?" --model runs/vqa-lora/merged
     flip ask a.png b.png -q "What colour is this person's hair?" --json
 
---model is a LoRA adapter folder from `python -m finetune.vqa_lora` (its base model is loaded
+--model is a LoRA adapter folder from `flip vqa-train` (its base model is loaded
 first: the one the adapter names, or --base), a merged model, or any PaliGemma / LLaVA /
 Idefics3 / SmolVLM checkpoint. Answers are greedy and short. An unreadable image or an
 unsupported model is one error line naming it.
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the question is empty")
     model_path = Path(args.model)
     if args.model == DEFAULT_MODEL and not model_path.exists():
-        print(f"flip ask: no model at {DEFAULT_MODEL}; train one with `python -m finetune.vqa_lora --config "
+        print(f"flip ask: no model at {DEFAULT_MODEL}; train one with `flip vqa-train --config "
               "finetune/configs/vqa_lora_toy.yaml` or pass --model", file=sys.stderr)
         return 2
     from flip.processor import load_image

@@ -330,7 +330,7 @@ def read_yaml(path: str | Path) -> dict:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None, cls: type = None):
     """The `cls` (default: TrainConfig) of a YAML file (optional) with overrides applied (a list of CLI
-    args or a dict); other recipes (e.g. finetune/vqa_lora.py) pass their own config dataclass."""
+    args or a dict); other recipes (e.g. flip.train.vqa_lora) pass their own config dataclass."""
     data = read_yaml(path) if path is not None else {}
     if overrides:
         data = merge(data, parse_overrides(overrides) if isinstance(overrides, list) else overrides)
@@ -340,17 +340,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         raise ValueError(f"{path}: {err}" if path else str(err)) from None
 
 
-def save_config(config: TrainConfig, path: str | Path) -> Path:
-    """Write the resolved config as YAML (atomically); `load_config(path)` reads it back."""
+def save_config(config, path: str | Path) -> Path:
+    """Write a resolved config dataclass (TrainConfig, or any recipe's) as YAML, atomically;
+    `load_config(path, cls=type(config))` reads it back. Every recipe saves its config through this."""
     import os
 
     import yaml
 
+    def plain(value):  # YAML's safe dumper knows lists, not tuples
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    data = config.to_dict()
-    data["optim"]["betas"] = list(data["optim"]["betas"])
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    tmp.write_text(yaml.safe_dump(plain(dataclasses.asdict(config)), sort_keys=False))
     os.replace(tmp, path)
     return path

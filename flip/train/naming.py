@@ -264,3 +264,44 @@ def save_heads(heads: SECLAHeads, path: str | os.PathLike, extra: dict | None = 
 
     return save_checkpoint({"kind": HEADS_FORMAT, "config": heads.config.to_dict(), "heads": heads.state_dict(),
                             **(extra or {})}, path)
+
+
+def run(config: NameFacesTrainConfig, log=None) -> dict:
+    """The whole recipe (`flip name-faces-train`): frozen features of `config.data`'s pairs, the heads
+    trained and saved beside the resolved `config.yaml`, and, when the records carry their faces'
+    names, face-label figures on the training corpus itself (the paper's transductive setting), for
+    the heads and the untrained baseline. `log(message)` hears progress (default: stderr).
+
+    Returns {"pairs": count, "heads": path of heads.pt, "metrics": {method: scores}} (the metrics
+    also go to metrics.json; empty when the corpus does not know its faces' names)."""
+    import json
+    import sys
+    from itertools import islice
+
+    from flip.data.formats import read_dataset
+    from flip.hub import load
+    from flip.naming.embed import build_face_embedder
+    from flip.train.config import save_config
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    if not config.data:
+        raise ValueError("data: give the scenes dataset (--data PATH)")
+    model, processor = load(config.model)
+    embedder = build_face_embedder(config.faces, model, processor, config.margin)
+    records = islice(read_dataset(config.data, split=config.split), config.max_records)
+    pairs = featurize(records, model, processor, face_embedder=embedder)
+    log(f"{len(pairs)} pairs with faces and names")
+    out = Path(config.output_dir)
+    save_config(config, out / "config.yaml")
+    heads = train_heads(config, pairs, checkpoint_dir=out, log=lambda step, loss: log(f"step {step}  loss {loss:.4f}"))
+    path = save_heads(heads, out / "heads.pt", {"train_config": config.to_dict()})
+    log(f"heads in {path}")
+    metrics = {}
+    if all(p.face_names for p in pairs):  # the corpus knows its faces' names: the transductive figures
+        metrics = {config.method: evaluate_pairs(heads, pairs)}
+        if config.faces == "flip":  # the baseline compares faces with name text: one space needed
+            metrics = {"baseline": evaluate_pairs(None, pairs, threshold=0.0), **metrics}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        for method, scores in metrics.items():
+            log(f"{method:>9}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    return {"pairs": len(pairs), "heads": path, "metrics": metrics}

@@ -11,7 +11,7 @@ LLaVA's recipe (Liu et al., 2023), at toy scale and fully offline:
 - The processor is transformers' `LlavaProcessor`: a `CLIPImageProcessor` set to the FLIP
   processor's size, crop and normalisation, the tokenizer, and a USER/ASSISTANT chat template.
 
-Pretraining the result on captions makes the "base" model; `finetune/vqa_lora.py` then adapts it
+Pretraining the result on captions makes the "base" model; `flip.train.vqa_lora` then adapts it
 to questions with LoRA, exactly as it does a PaliGemma or SmolVLM from the Hub.
 """
 

@@ -9,7 +9,8 @@ Loaded by path, never from the Hub:
     # {"exact_match": 1.0, "per_attribute": {"emotion": 1.0, "hair_color": 1.0}, "n": 2,
     #  "counts": {"emotion": 1, "hair_color": 1}}
 
-Answers and references go through `flip.vqa.answers.normalize_answer` (case, punctuation, articles,
+The arithmetic is `flip.vqa.scoring.exact_match`'s: answers and references go through
+`flip.vqa.answers.normalize_answer` (case, punctuation, articles,
 the synonyms {canonical: [variants]} passed in), so "Middle-aged." matches "middle-aged" and "gray"
 matches "grey" when the synonyms say so. Questions whose attribute is "" count only in the overall
 score. Empty input is an error, not 0.
@@ -18,7 +19,7 @@ score. Empty input is an error, not 0.
 import datasets
 import evaluate
 
-from flip.vqa.answers import normalize_answer, synonym_table
+from flip.vqa.scoring import exact_match
 
 _DESCRIPTION = "VQA exact-match accuracy after answer normalisation, overall and per attribute."
 _INPUTS = """
@@ -47,19 +48,4 @@ class VQAAccuracy(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, attributes, synonyms=None):
-        if len(predictions) == 0:
-            raise ValueError("vqa_accuracy: no predictions to score")
-        table = synonym_table(synonyms)
-        correct = [normalize_answer(p, table) == normalize_answer(r, table) for p, r in zip(predictions, references)]
-        per_attribute, counts = {}, {}
-        for attribute, ok in zip(attributes, correct):
-            if not attribute:
-                continue
-            counts[attribute] = counts.get(attribute, 0) + 1
-            per_attribute[attribute] = per_attribute.get(attribute, 0) + int(ok)
-        return {
-            "exact_match": sum(correct) / len(correct),
-            "per_attribute": {a: per_attribute[a] / counts[a] for a in counts},
-            "counts": counts,
-            "n": len(correct),
-        }
+        return exact_match(predictions, references, attributes, synonyms)

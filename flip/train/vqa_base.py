@@ -1,4 +1,4 @@
-"""Build and pretrain the offline toy vision-language model: the "base" that `vqa_lora` adapts.
+"""Build and pretrain the offline toy vision-language model: the "base" that `flip.train.vqa_lora` adapts.
 
 Made the way large VLMs are made, at toy scale (`flip.vqa.toy`): the FLIP image tower as it is
 (the embedded `flip-tiny-synth` by default), a small Llama language model with a sentencepiece
@@ -7,8 +7,8 @@ on image-caption pairs with the image tower frozen (LLaVA's stages 1 and 2 in on
 language model learn together, since the language model starts from scratch).
 
     flip data synth --kind qa --n 4000 --size 112 --out data/synth-qa
-    python -m finetune.vqa_base --config finetune/configs/vqa_toy_base.yaml
-    python -m finetune.vqa_base --config finetune/configs/vqa_toy_base.yaml --train.steps 20   # a smoke run
+    flip vqa-base-train --config finetune/configs/vqa_toy_base.yaml
+    flip vqa-base-train --config finetune/configs/vqa_toy_base.yaml --train.steps 20   # a smoke run
 
 Writes `run.output_dir/model/` (a transformers `LlavaForConditionalGeneration` and its
 `LlavaProcessor`, loadable with `AutoModelForImageTextToText` / `AutoProcessor`), the resolved
@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finetune.vqa_lora import TrainSection as LoRATrainSection
-from finetune.vqa_lora import _device, recipe_main, save_config
+from flip.train.config import save_config
+from flip.train.vqa_lora import TrainSection as LoRATrainSection
+from flip.train.vqa_lora import default_device
 from flip.vqa.toy import ToyVLMConfig
 
 
@@ -78,11 +79,11 @@ def run(config: VQABaseConfig) -> dict:
     from flip.vqa.formats import PromptFormat
     from flip.vqa.tokenizer import train_sentencepiece_tokenizer
     from flip.vqa.toy import CHAT_TEMPLATE_WORDS, IMAGE_TOKEN, build_toy_vlm
-    from flip.vqa.training import fit, parameter_counts
+    from flip.train.vqa_loop import fit, parameter_counts
 
     out = Path(config.run.output_dir)
     save_config(config, out / "config.yaml")
-    device = _device(config.run.device)
+    device = default_device(config.run.device)
     d = config.data
     records = read_records(d.source, d.dataset, d.split, d.check_images, d.images)
     examples = caption_examples(records, seed=config.train.seed)
@@ -114,12 +115,3 @@ def run(config: VQABaseConfig) -> dict:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"wrote {model_dir}", file=sys.stderr)
     return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return recipe_main("vqa_base", __doc__, VQABaseConfig, run, "YAML recipe (finetune/configs/vqa_toy_base.yaml)",
-                       argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

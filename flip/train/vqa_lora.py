@@ -4,16 +4,16 @@ The FaceScanPaliGemma recipe (PaliGemma fine-tuned on FairFace/AffectNet questio
 `AutoModelForImageTextToText` model of a supported family (PaliGemma, LLaVA, Idefics3/SmolVLM):
 
     flip data synth --kind qa --n 4000 --size 112 --out data/synth-qa
-    python -m finetune.vqa_base --config finetune/configs/vqa_toy_base.yaml     # the offline toy base
-    python -m finetune.vqa_lora --config finetune/configs/vqa_lora_toy.yaml
+    flip vqa-base-train --config finetune/configs/vqa_toy_base.yaml     # the offline toy base
+    flip vqa-train --config finetune/configs/vqa_lora_toy.yaml
     flip ask face.png "What emotion does this face show?" --model runs/vqa-lora/adapter
 
 Steps: questions and answers are made from the labels of any source `flip.data.loaders.load_records`
 reads (`flip.vqa.data.qa_examples`, the synthetic world's phrasings plus the config's); each is
 rendered in the model's own prompt format with the prompt masked out of the loss
 (`flip.vqa.formats`); peft LoRA adapters (rank, alpha, dropout, target modules from the config) are
-trained (`flip.vqa.training`); held-out questions are answered greedily and scored by exact match
-per attribute after normalisation (`eval/metrics/vqa_accuracy`), with a confusion matrix per
+trained (`flip.train.vqa_loop`); held-out questions are answered greedily and scored by exact match
+per attribute after normalisation (`flip.vqa.scoring`), with a confusion matrix per
 attribute; the adapter is saved (`adapter/adapter_model.safetensors`, the processor and
 `vqa_config.json`) and, with `run.merge: true`, merged into the base (`merged/`).
 
@@ -23,12 +23,13 @@ Every run writes its resolved config (`config.yaml`) and its scores (`metrics.js
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from flip.train.config import save_config
 
 #: LoRA on the language model's attention and MLP projections, not the image tower's.
 LANGUAGE_MODEL_LINEARS = r".*(language_model|text_model)\..*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -129,21 +130,8 @@ class VQALoRAConfig:
     run: RunSection = field(default_factory=RunSection)
 
 
-def load_config(cls, path: str | Path | None, overrides: list[str]):
-    """`cls` from a YAML file plus `--section.key value` overrides (flip train's rules)."""
-    from flip.train.config import load_config as load
-
-    return load(path, overrides, cls=cls)
-
-
-def save_config(config, path: Path) -> None:
-    import yaml
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(asdict(config), sort_keys=False))
-
-
-def _device(name: str | None) -> str:
+def default_device(name: str | None) -> str:
+    """`name`, or cuda when available, else cpu."""
     import torch
 
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -154,16 +142,16 @@ def run(config: VQALoRAConfig) -> dict:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from eval.tasks import vqa as vqa_task
+    from flip.vqa import scoring
     from flip.vqa.data import qa_examples, read_records
     from flip.vqa.formats import PromptFormat, model_family
     from flip.vqa.model import VQA_CONFIG, VQAModel, check_supported
-    from flip.vqa.training import adapter_parameter_counts, apply_lora, fit
+    from flip.train.vqa_loop import adapter_parameter_counts, apply_lora, fit
 
     out = Path(config.run.output_dir)
     save_config(config, out / "config.yaml")
     check_supported(config.model.base)  # an unsupported base fails before any data is read
-    device = _device(config.run.device)
+    device = default_device(config.run.device)
     d = config.data
     train_records = read_records(d.source, d.dataset, d.train_split, d.check_images, d.train_images)
     train = qa_examples(train_records, d.attributes, d.questions, d.per_image, seed=config.train.seed)
@@ -205,14 +193,14 @@ def run(config: VQALoRAConfig) -> dict:
     if held_out:
         vqa = VQAModel(model, processor, fmt, config.eval.max_new_tokens)
         predictions = vqa.answer(held_out, config.eval.batch_size)
-        scores = vqa_task.metric(predictions, [e.answer for e in held_out], [e.attribute for e in held_out],
+        scores = scoring.exact_match(predictions, [e.answer for e in held_out], [e.attribute for e in held_out],
                                  config.eval.synonyms)
         metrics["eval"] = scores
-        vqa_task.write_predictions(out / "predictions.jsonl", held_out, predictions)
+        scoring.write_predictions(out / "predictions.jsonl", held_out, predictions)
         if config.eval.confusion:
-            metrics["confusion"] = [str(p) for p in vqa_task.confusion_figures(
+            metrics["confusion"] = [str(p) for p in scoring.confusion_figures(
                 held_out, predictions, out / "confusion", config.eval.synonyms)]
-        print(vqa_task.format_scores(scores), file=sys.stderr)
+        print(scoring.format_scores(scores), file=sys.stderr)
     if config.run.merge:
         merged_dir = out / "merged"
         model.merge_and_unload().save_pretrained(merged_dir)
@@ -228,26 +216,3 @@ def _portable(base: str) -> str:
     """A local base model as an absolute path (the adapter then loads from any directory); a Hub id as it is."""
     path = Path(base)
     return str(path.resolve()) if path.exists() else base
-
-
-def recipe_main(name: str, doc: str, config_cls, run_fn, config_help: str, argv: list[str] | None = None) -> int:
-    """`python -m finetune.<name> --config YAML [--section.key value ...]`: load, run, report errors in one line."""
-    p = argparse.ArgumentParser(prog=f"python -m finetune.{name}", description=doc.splitlines()[0],
-                                epilog="Any config field can be overridden: --section.key value",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", type=Path, default=None, help=config_help)
-    args, overrides = p.parse_known_args(argv)
-    try:
-        run_fn(load_config(config_cls, args.config, overrides))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"{name}: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return recipe_main("vqa_lora", __doc__, VQALoRAConfig, run, "YAML recipe (finetune/configs/vqa_*.yaml)", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
