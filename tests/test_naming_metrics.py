@@ -1,10 +1,10 @@
-"""flip.naming.metrics: face-label precision, recall and F1 with and without NONAME, by hand."""
+"""flip.naming.label_scores: face-label precision, recall and F1 with and without NONAME, by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from flip.naming.metrics import LabelScores, face_label_scores
+from flip.naming.label_scores import LabelScores, face_label_scores
 
 TRUTH = [["Ana", None, "Kofi"], ["Mei"]]
 

@@ -126,7 +126,7 @@ def test_parse_overrides_nests_dotted_keys():
 
 
 def test_sampler_ranks_split_the_single_process_batches():
-    from flip.train.data import ResumableBatchSampler
+    from flip.train.pairs import ResumableBatchSampler
 
     single = ResumableBatchSampler(50, 8, seed=3)
     ranks = [ResumableBatchSampler(50, 4, seed=3, rank=r, world_size=2) for r in range(2)]
@@ -144,7 +144,7 @@ def test_sampler_ranks_split_the_single_process_batches():
 
 
 def test_sampler_trims_to_whole_optimiser_steps_and_rejects_tiny_data():
-    from flip.train.data import ResumableBatchSampler
+    from flip.train.pairs import ResumableBatchSampler
 
     assert ResumableBatchSampler(50, 4, seed=0, multiple_of=3).batches_per_epoch == 12
     with pytest.raises(ValueError, match="smaller than one optimiser step"):
@@ -153,7 +153,7 @@ def test_sampler_trims_to_whole_optimiser_steps_and_rejects_tiny_data():
 
 def test_held_out_split_keeps_captions_of_one_image_together():
     from flip.data.records import FaceRecord
-    from flip.train.data import image_ids, split_held_out
+    from flip.train.pairs import image_ids, split_held_out
 
     records = [FaceRecord(file_name=f"{i // 2}.png", caption=f"c{i}") for i in range(20)]  # 2 captions per image
     assert image_ids(records)[:4] == [0, 0, 1, 1]
@@ -167,7 +167,7 @@ def test_held_out_split_keeps_captions_of_one_image_together():
 
 def test_pair_dataset_packs_encoded_images_and_returns_them_unchanged():
     from flip.data.records import FaceRecord
-    from flip.train.data import PairDataset
+    from flip.train.pairs import PairDataset
 
     records = [FaceRecord(file_name=f"{i % 3}.png", image=bytes([i]) * (i + 1), caption=f"c{i}") for i in range(5)]
     dataset = PairDataset(records)
@@ -314,7 +314,7 @@ def test_pool_captions_encodes_each_distinct_caption_once_as_the_tower_would():
     from contextlib import nullcontext
 
     from flip.processor import FLIPProcessor
-    from flip.train.data import pool_captions
+    from flip.train.pairs import pool_captions
 
     torch.manual_seed(0)
     model = FLIPModel(tiny_config())  # nn.Module starts in training mode: dropout would make rows differ
@@ -431,7 +431,7 @@ def test_zero_shot_accuracy_and_class_sentences():
 def test_flip_train_command_trains_evaluates_and_saves_a_loadable_model(dataset, tmp_path, capsys):
     import flip
     from flip.cli.train import main
-    from flip.train.metrics import read_metrics
+    from flip.train.metric_log import read_metrics
 
     out = tmp_path / "run"
     path = tmp_path / "config.yaml"
@@ -559,7 +559,7 @@ def test_training_reads_the_facecaption_authors_annotation_layout(tmp_path):
 def test_pairs_without_a_caption_are_an_error_naming_the_row(tmp_path):
     import json
 
-    from flip.train.data import read_pairs
+    from flip.train.pairs import read_pairs
 
     _records(1)[0].image.save(tmp_path / "a.png")
     rows = [{"file_name": "a.png", "caption": "a face"}, {"file_name": "a.png"}]
@@ -620,7 +620,7 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients():
 
 def test_bf16_autocast_and_gradient_accumulation_run(dataset, tmp_path):
     from flip.train import train
-    from flip.train.metrics import read_metrics
+    from flip.train.metric_log import read_metrics
 
     settings = tiny_settings(dataset, tmp_path / "run", data={"batch_size": 2, "eval_size": 4},
                              optim={"accumulate": 3}, run={"precision": "bf16"})
@@ -631,7 +631,7 @@ def test_bf16_autocast_and_gradient_accumulation_run(dataset, tmp_path):
 
 
 def test_tensorboard_is_optional(tmp_path):
-    from flip.train.metrics import MetricWriter
+    from flip.train.metric_log import MetricWriter
 
     try:
         import tensorboard  # noqa: F401

@@ -11,8 +11,8 @@ from PIL import Image
 
 from flip.data.records import FaceRecord
 from flip.vqa.answers import normalize_answer, synonym_table
-from flip.vqa.data import qa_examples
-from flip.vqa.formats import IGNORE_INDEX, PromptFormat, QAExample, model_family
+from flip.vqa.examples import qa_examples
+from flip.vqa.prompting import IGNORE_INDEX, PromptFormat, QAExample, model_family
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["What emotion does this face show?", "Is this person wearing a hat?", "happy", "sad", "yes", "no",

@@ -39,7 +39,7 @@ def synth(tmp_path_factory):
 
 def _texts(synth):
     from flip.data.loaders import load_records
-    from flip.vqa.data import corpus
+    from flip.vqa.examples import corpus
 
     return corpus(load_records(synth, split="train", check_images=False)) + ["USER: ASSISTANT: User: Assistant:"]
 
@@ -117,7 +117,7 @@ def runs(synth, tmp_path_factory):
 def test_recipe_saves_an_adapter_that_reloads_to_the_same_answers(runs, family):
     from safetensors.torch import load_file
 
-    from flip.vqa.formats import QAExample
+    from flip.vqa.prompting import QAExample
     from flip.vqa.model import load_vqa
 
     base, run = runs[family]
@@ -133,7 +133,7 @@ def test_recipe_saves_an_adapter_that_reloads_to_the_same_answers(runs, family):
     # the held-out examples, rebuilt exactly as the run built them, answered by the reloaded adapter
     import yaml
 
-    from flip.vqa.data import qa_examples, read_records
+    from flip.vqa.examples import qa_examples, read_records
 
     rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -160,7 +160,7 @@ def test_merged_model_gives_the_adapters_logits(runs):
     _, run = runs["llava"]
     from PIL import Image
 
-    from flip.vqa.formats import QAExample
+    from flip.vqa.prompting import QAExample
 
     adapter, merged = load_vqa(run / "adapter"), load_vqa(run / "merged")
 

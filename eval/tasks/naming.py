@@ -18,7 +18,7 @@ Rows, per face embedder (`--embedders`: the FLIP image tower, dlib's face-recogn
   name, Hungarian matching with a fixed `--threshold` for "no name" (FLIP only: dlib's space knows no names);
 - secla, secla-b: heads trained by `flip.train.naming.train_heads` with the given steps and seed.
 Each cell: precision, recall and F1 of face labels without "no name", and with it (then every face
-counts and the three coincide: accuracy over faces), micro-averaged (`flip.naming.metrics`).
+counts and the three coincide: accuracy over faces), micro-averaged (`flip.naming.label_scores`).
 
 Faces are the records' own boxes (the synthetic scenes carry them): this measures naming, not
 detection. Writes `naming.json` (config, counts, rows) and `naming.md` (the table) under --out.
@@ -80,7 +80,7 @@ def predict(heads, pairs: Sequence, threshold: float = 0.0) -> list[list[str | N
 
 def metric(predictions: Sequence[Sequence[str | None]], references: Sequence[Sequence[str | None]]) -> dict[str, float]:
     """Precision, recall and F1 without and with "no name" (`KEYS`)."""
-    from flip.naming.metrics import face_label_report
+    from flip.naming.label_scores import face_label_report
 
     return face_label_report(predictions, references)
 

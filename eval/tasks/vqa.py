@@ -37,7 +37,7 @@ def load_examples(data: str | Path, split: str | None = "test", attributes: Sequ
                   limit: int | None = None, dataset: str = "auto", questions: dict | None = None,
                   seed: int = 1) -> tuple[list, list]:
     """(QA examples, their records): one question per labelled, visible attribute of each of `limit` images."""
-    from flip.vqa.data import qa_examples, read_records
+    from flip.vqa.examples import qa_examples, read_records
 
     records = read_records(data, dataset, split, limit=limit)
     return qa_examples(records, attributes, questions, None, seed=seed), records
@@ -170,7 +170,7 @@ def _run(args) -> int:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from flip.vqa.formats import PromptFormat, model_family
+    from flip.vqa.prompting import PromptFormat, model_family
     from flip.vqa.model import VQAModel, check_supported, load_vqa
     from flip.train.vqa_loop import adapter_parameter_counts
 

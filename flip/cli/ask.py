@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         images = [load_image(path) for path in inputs]
         vqa = load_vqa(args.model, base=args.base, template=args.template, device=args.device,
                        max_new_tokens=args.max_new_tokens)
-        from flip.vqa.formats import QAExample
+        from flip.vqa.prompting import QAExample
 
         answers = vqa.answer([QAExample(image, question) for image in images])
     except (ValueError, FileNotFoundError, TypeError) as err:

@@ -25,7 +25,7 @@ _EXPORTS = {
     "SECLAConfig": "secla", "SECLAHeads": "secla", "secla_scores": "secla", "secla_loss": "secla",
     "prototype_loss": "secla",
     "FaceNamer": "pipeline", "NamedFace": "pipeline", "load_heads": "pipeline",
-    "face_label_scores": "metrics", "face_label_report": "metrics",
+    "face_label_scores": "label_scores", "face_label_report": "label_scores",
     "FaceEmbedder": "embed", "FlipFaceEmbedder": "embed", "DlibFaceEmbedder": "embed", "build_face_embedder": "embed",
 }
 __all__ = sorted(_EXPORTS)

@@ -1,15 +1,24 @@
-"""flip's pretraining trainer; its command, `flip train --config CONFIG.yaml [--section.key value ...]`, lives in
-flip.cli.train (the library never imports its command line).
+"""The training wing: the trainer, and one recipe per trainable thing.
+
+Every recipe is a config dataclass (validated in `__post_init__`, errors naming the field) and a
+function that runs it, behind a `flip` command (in flip.cli: the library never imports its
+command line); each writes its resolved config.yaml beside what it trains:
+- pretraining: `loop.train(TrainConfig)`, `flip train`;
+- liveness fine-tuning (CLIPC8): `liveness.build_train_config` then `loop.train`, `flip liveness-train`;
+- face-naming heads (SECLA): `naming.run(NameFacesTrainConfig)`, `flip name-faces-train`;
+- the offline toy VLM: `vqa_base.run(VQABaseConfig)`, `flip vqa-base-train`;
+- VQA with LoRA: `vqa_lora.run(VQALoRAConfig)`, `flip vqa-train` (both VQA recipes train through
+  `vqa_loop`).
 
     from flip.train import load_config, train
     result = train(load_config("finetune/configs/pretrain_flip_tiny.yaml", ["--run.epochs", "1"]))
 
-Modules, one concept each: `config` (TrainConfig, YAML and overrides), `modeling` (the model to
-train, towers locked or LoRA-adapted), `objective` (FLIP's losses on a batch, momentum encoders and
-queue), `data` (pairs, held-out split, resumable order), `optim` (AdamW groups and schedule),
-`checkpoint` (atomic save, resume), `distributed` (torchrun glue), `evaluate` (recall and zero-shot),
-`metrics` (JSON Lines, TensorBoard), `card` (the model card), `loop` (`train`). The losses themselves
-are pure functions in `flip.losses`. Nothing is imported until used.
+The trainer's modules, one concept each: `config` (TrainConfig, YAML and overrides), `modeling`
+(the model to train, towers locked or LoRA-adapted), `objective` (FLIP's losses on a batch,
+momentum encoders and queue), `pairs` (pairs, held-out split, resumable order), `optim` (AdamW
+groups and schedule), `checkpoint` (resume), `distributed` (torchrun glue), `evaluate` (recall and
+zero-shot), `metric_log` (JSON Lines, TensorBoard), `card` (the model card), `loop` (`train`). The
+losses themselves are pure functions in `flip.losses`. Nothing is imported until used.
 """
 
 from __future__ import annotations

@@ -123,9 +123,9 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
     """Train as configured; returns what happened. See the module docstring."""
     from torch.utils.data import DataLoader
 
-    from .data import PairCollator, PairDataset, ResumableBatchSampler, pool_captions, read_pairs, split_held_out
+    from .pairs import PairCollator, PairDataset, ResumableBatchSampler, pool_captions, read_pairs, split_held_out
     from .evaluate import evaluate
-    from .metrics import MetricWriter
+    from .metric_log import MetricWriter
     from .modeling import build_model, count_parameters, setup_towers
     from .objective import PretrainObjective, freeze_unused
     from .optim import build_optimizer, build_scheduler

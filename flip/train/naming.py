@@ -171,9 +171,9 @@ def label_pairs(heads: SECLAHeads | None, pairs: list[PairFeatures], threshold: 
 
 
 def evaluate_pairs(heads: SECLAHeads | None, pairs: list[PairFeatures], threshold: float = -1.0) -> dict[str, float]:
-    """Face-label precision, recall and F1 with and without NONAME (`flip.naming.metrics`) of
+    """Face-label precision, recall and F1 with and without NONAME (`flip.naming.label_scores`) of
     `label_pairs` against the pairs' true face names."""
-    from flip.naming.metrics import face_label_report
+    from flip.naming.label_scores import face_label_report
 
     return face_label_report(label_pairs(heads, pairs, threshold), [p.face_names for p in pairs])
 

@@ -75,8 +75,8 @@ def run(config: VQABaseConfig) -> dict:
     import torch
 
     from flip.hub import load
-    from flip.vqa.data import caption_examples, corpus, read_records
-    from flip.vqa.formats import PromptFormat
+    from flip.vqa.examples import caption_examples, corpus, read_records
+    from flip.vqa.prompting import PromptFormat
     from flip.vqa.tokenizer import train_sentencepiece_tokenizer
     from flip.vqa.toy import CHAT_TEMPLATE_WORDS, IMAGE_TOKEN, build_toy_vlm
     from flip.train.vqa_loop import fit, parameter_counts

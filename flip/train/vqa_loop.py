@@ -9,7 +9,7 @@ Design choices:
 - `modules_to_save` trains whole modules beside the adapters (e.g. LLaVA's projector) and saves
   them with the adapter.
 - The loop is plain: AdamW on the trainable parameters, linear warm-up then cosine decay, the loss
-  the model computes from `labels` (prompt tokens are -100, `flip.vqa.formats`). It works for full
+  the model computes from `labels` (prompt tokens are -100, `flip.vqa.prompting`). It works for full
   training too (the toy base model's captioning pretraining) and for any model `PromptFormat` feeds.
 """
 
@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from flip.vqa.formats import PromptFormat, QAExample
+from flip.vqa.prompting import PromptFormat, QAExample
 
 
 def linear_layer_names(model: torch.nn.Module) -> list[str]:

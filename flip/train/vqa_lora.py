@@ -9,9 +9,9 @@ The FaceScanPaliGemma recipe (PaliGemma fine-tuned on FairFace/AffectNet questio
     flip ask face.png "What emotion does this face show?" --model runs/vqa-lora/adapter
 
 Steps: questions and answers are made from the labels of any source `flip.data.loaders.load_records`
-reads (`flip.vqa.data.qa_examples`, the synthetic world's phrasings plus the config's); each is
+reads (`flip.vqa.examples.qa_examples`, the synthetic world's phrasings plus the config's); each is
 rendered in the model's own prompt format with the prompt masked out of the loss
-(`flip.vqa.formats`); peft LoRA adapters (rank, alpha, dropout, target modules from the config) are
+(`flip.vqa.prompting`); peft LoRA adapters (rank, alpha, dropout, target modules from the config) are
 trained (`flip.train.vqa_loop`); held-out questions are answered greedily and scored by exact match
 per attribute after normalisation (`flip.vqa.scoring`), with a confusion matrix per
 attribute; the adapter is saved (`adapter/adapter_model.safetensors`, the processor and
@@ -143,8 +143,8 @@ def run(config: VQALoRAConfig) -> dict:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from flip.vqa import scoring
-    from flip.vqa.data import qa_examples, read_records
-    from flip.vqa.formats import PromptFormat, model_family
+    from flip.vqa.examples import qa_examples, read_records
+    from flip.vqa.prompting import PromptFormat, model_family
     from flip.vqa.model import VQA_CONFIG, VQAModel, check_supported
     from flip.train.vqa_loop import adapter_parameter_counts, apply_lora, fit
 

@@ -1,7 +1,7 @@
 """Loading a (LoRA-adapted) vision-language model and asking it questions about faces.
 
 Design choices:
-- Any `AutoModelForImageTextToText` checkpoint of a supported family (`flip.vqa.formats.FAMILIES`)
+- Any `AutoModelForImageTextToText` checkpoint of a supported family (`flip.vqa.prompting.FAMILIES`)
   loads the same way; a folder holding a peft adapter (`adapter_config.json`) loads its base model
   first (the adapter's `base_model_name_or_path`, or `base=`) and then the adapter on top.
 - The recipe saves a `vqa_config.json` beside its adapter (family, prompt template, answer
@@ -21,7 +21,7 @@ from typing import Sequence
 
 import torch
 
-from flip.vqa.formats import PromptFormat, QAExample, model_family
+from flip.vqa.prompting import PromptFormat, QAExample, model_family
 
 VQA_CONFIG = "vqa_config.json"
 

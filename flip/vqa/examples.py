@@ -24,7 +24,7 @@ import numpy as np
 from flip.data.records import FaceRecord
 from flip.data.synthetic.attributes import visible_attributes
 from flip.data.synthetic.qa import QUESTIONS, label_to_answer
-from flip.vqa.formats import QAExample
+from flip.vqa.prompting import QAExample
 
 #: How the captioning pretraining asks for a caption (one drawn at random per example).
 CAPTION_PROMPTS = ("Describe this face.", "Write a caption for this photo.", "What does this person look like?")
