@@ -13,7 +13,7 @@ Design choices
   that depend on the age group (`IDENTITY_CUE_RATES`); image cues (rosy cheeks, lipstick, necklace,
   necktie, how strongly the expression shows in brows, eyes and mouth, a mouth left ajar) per photo.
 - `rendered_cues` lists the cues a picture actually shows, from the same numbers the renderer
-  draws with (`render.effective_expression`), hiding what sunglasses, hats and beards cover.
+  draws with (`expression.effective_expression`), hiding what sunglasses, hats and beards cover.
 - `celeba_labels` spells the picture in CelebA's 40 attributes. Two cannot be drawn honestly and are
   None for every face (`UNDRAWN` says why); hidden ones are None for that face.
 """
@@ -23,6 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from flip.data.synthetic.expression import BUSHY_BROWS, effective_expression
 
 #: age group -> probability of each identity cue (wrinkles: probabilities of levels 0, 1, 2)
 IDENTITY_CUE_RATES: dict[str, dict[str, Any]] = {
@@ -133,8 +135,6 @@ CUES: dict[str, str] = {
 def rendered_cues(face, nuisance=None) -> list[str]:
     """The cues a render of `face` shows (keys of `CUES`), sorted. Hidden ones are left out:
     sunglasses hide the eyes and what is under them, a hat the hairline, a beard the chin."""
-    from flip.data.synthetic.render import effective_expression
-
     p, e = face.person, effective_expression(face)
     sun = face.eyewear == "sunglasses"
     eyes_seen = face.eyes_open and not sun
@@ -190,7 +190,6 @@ def rendered_cues(face, nuisance=None) -> list[str]:
     return sorted(k for k, v in shown.items() if v)
 
 
-BUSHY_BROWS = 1.15  # brow_thickness above this draws bushy brows
 BIG_LIPS = 1.12  # lip_thickness above this draws big lips
 BLURRY = 0.008  # nuisance blur (fraction of the image side) from which a photo counts as blurry
 

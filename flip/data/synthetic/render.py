@@ -11,8 +11,8 @@ Design choices
   anti-aliases the edges at little cost.
 - Stylised, not photographic: every attribute is drawn large and with contrast so that a small
   ViT at 112 px can learn it (eyes and irises larger than life, lipstick saturated, beards solid).
-  What each attribute draws is listed in `_draw_*`; the expression table `EXPRESSIONS` says how
-  each emotion moves the mouth, brows and eyes.
+  What each attribute draws is listed in `_draw_*`; the expression table (`expression.EXPRESSIONS`)
+  says how each emotion moves the mouth, brows and eyes.
 - Drawing is a pure function of (`Face`, `Nuisance`): fine textures (stubble dots, curls,
   clutter, noise) draw from generators seeded by the face's and the nuisance's own seeds.
 """
@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from flip.data.synthetic.expression import BUSHY_BROWS, effective_expression
 from flip.data.synthetic.faces import RGB, Face
 
 SKIN_RGB: dict[str, RGB] = {
@@ -50,51 +51,6 @@ EYE_RGB: dict[str, RGB] = {
     "green": (50, 160, 70),
     "grey": (150, 160, 172),
 }
-
-#: emotion -> how it moves the face. brow_raise/brow_inner: upward shift of the whole brow / of its
-#: inner end (face units); brow_pinch: inner ends pulled to the midline; eye_open: upper-lid height
-#: (1 = neutral); eye_lower: lower lid (below 1 = raised cheeks); mouth_curve: corners up (+) or
-#: down (-); mouth_open: gap between the lips; mouth_width: relative; open_up: share of the gap
-#: above the lip line; teeth: which rows show; lip: lip thickness; asym: one corner raised (sneer).
-EXPRESSIONS: dict[str, dict] = {
-    "neutral": dict(brow_raise=0.0, brow_inner=0.0, brow_pinch=0.0, eye_open=1.0, eye_lower=1.0,
-                    mouth_curve=0.0, mouth_open=0.0, mouth_width=1.0, open_up=0.3, teeth="", lip=1.0, asym=0.0),
-    "happy": dict(brow_raise=0.03, brow_inner=0.0, brow_pinch=0.0, eye_open=0.8, eye_lower=0.45,
-                  mouth_curve=0.21, mouth_open=0.24, mouth_width=1.28, open_up=0.05, teeth="upper", lip=0.9, asym=0.0),
-    "sad": dict(brow_raise=0.0, brow_inner=0.17, brow_pinch=0.03, eye_open=0.7, eye_lower=1.0,
-                mouth_curve=-0.22, mouth_open=0.0, mouth_width=0.95, open_up=0.3, teeth="", lip=1.1, asym=0.0),
-    "angry": dict(brow_raise=-0.06, brow_inner=-0.2, brow_pinch=0.07, eye_open=0.65, eye_lower=0.8,
-                  mouth_curve=-0.09, mouth_open=0.0, mouth_width=1.05, open_up=0.5, teeth="", lip=0.45, asym=0.0),
-    "surprised": dict(brow_raise=0.16, brow_inner=0.0, brow_pinch=0.0, eye_open=1.45, eye_lower=1.2,
-                      mouth_curve=0.0, mouth_open=0.42, mouth_width=0.55, open_up=0.4, teeth="", lip=0.9, asym=0.0),
-    "fearful": dict(brow_raise=0.1, brow_inner=0.12, brow_pinch=0.05, eye_open=1.4, eye_lower=1.2,
-                    mouth_curve=-0.07, mouth_open=0.2, mouth_width=1.22, open_up=0.45, teeth="both", lip=0.8, asym=0.0),
-    "disgusted": dict(brow_raise=-0.07, brow_inner=-0.07, brow_pinch=0.04, eye_open=0.6, eye_lower=0.6,
-                      mouth_curve=-0.06, mouth_open=0.1, mouth_width=1.0, open_up=0.6, teeth="upper", lip=1.0,
-                      asym=0.22),
-}
-
-_GAINS = {"brow_raise": "brow_gain", "brow_inner": "brow_gain", "brow_pinch": "brow_gain", "eye_open": "eye_gain",
-          "eye_lower": "eye_gain", "mouth_curve": "mouth_gain", "mouth_open": "mouth_gain",
-          "mouth_width": "mouth_gain", "open_up": None, "lip": "mouth_gain", "asym": "mouth_gain"}
-
-
-def effective_expression(face: Face) -> dict:
-    """The expression as drawn: the emotion's offsets from neutral scaled by the photo's gains
-    (brows, eyes, mouth), lips left ajar, and narrow eyes from the person. The cue labels
-    (`cues.rendered_cues`) read these same numbers."""
-    base, target = EXPRESSIONS["neutral"], EXPRESSIONS[face.emotion]
-    e = {}
-    for k, v in target.items():
-        gain = _GAINS.get(k, "")
-        e[k] = v if not gain else base[k] + getattr(face, gain) * (v - base[k])
-    e["mouth_open"] = max(e["mouth_open"], 0.0) + face.mouth_ajar
-    if face.person.narrow_eyes:
-        e["eye_open"] *= 0.62
-    if e["mouth_open"] < 0.1:
-        e["teeth"] = ""
-    return e
-
 
 #: age group -> proportions: features lower and eyes larger on children; wrinkles and a receding
 #: hairline with age. eye_y: eye height; nose_drop/mouth_drop: below the eyes; chin: chin scale.
@@ -557,8 +513,6 @@ def _draw_brows(d: ImageDraw.ImageDraw, g: _Geometry, P: _Projector) -> None:
     else:
         col = _scale_rgb(g.hair, 0.85)
     t = _lin(0, 1, 9)
-    from flip.data.synthetic.cues import BUSHY_BROWS
-
     bushy = 1.45 if p.brow_thickness > BUSHY_BROWS else 1.0
     th = 0.075 * p.brow_thickness * bushy * g.age["brow"] * (1 - 0.55 * t)
     base = g.eye_y - 0.28 * g.age["eye_scale"] - e["brow_raise"]
