@@ -56,6 +56,23 @@ BENCH_ARGS = {
 }
 
 
+def source_revision(repo: Path = Path(__file__).resolve().parents[1]) -> dict:
+    """The git commit the figures come from, and whether tracked files differed from it ("dirty");
+    None for both outside a git checkout (an installed package)."""
+    import subprocess
+
+    def git(*cmd: str) -> str | None:
+        try:
+            return subprocess.run(["git", "-C", str(repo), *cmd], capture_output=True, text=True, check=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
 class SuiteSkipped(Exception):
     """A suite that cannot run here (module or data missing): recorded with its reason, not a failure."""
 
@@ -376,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
 
     figures = [f for name, r in records.items() if r["status"] == "ok" for f in figures_of(name, r, common)]
-    results = {**common, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    results = {**common, **source_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "command": ["python", "-m", "eval.run", *(argv if argv is not None else sys.argv[1:])],
                "suites": records, "figures": figures}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

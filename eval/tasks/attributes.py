@@ -159,7 +159,8 @@ def faithfulness(model, processor, image_embeds: torch.Tensor, labels: Sequence[
     cue (`eval/configs/descriptor_cues.json`), take the one most similar to the image (what an
     explanation would show first) and check whether its cue is rendered on that face; the control
     is a random descriptor of the same class (its expected hit rate, computed exactly). Only
-    correctly classified faces count: an explanation of a right answer. Returns per attribute and pooled: faces, top-descriptor
+    correctly classified faces count (an explanation of a right answer), and only classes whose
+    descriptors name different cues (otherwise every choice is the same). Returns per attribute and pooled: faces, top-descriptor
     hit rate, random-descriptor hit rate.
     """
     from flip.zeroshot import FLIPClassifier, TextCache
@@ -176,8 +177,8 @@ def faithfulness(model, processor, image_embeds: torch.Tensor, labels: Sequence[
         for i, row in enumerate(labels):
             cls, shown = row.get(a), cues[i]
             named = mapping[a].get(cls, {}) if cls is not None else {}
-            if not named or shown is None or res.predictions[i] != cls:
-                continue
+            if len({tuple(c) for c in named.values()}) < 2 or shown is None or res.predictions[i] != cls:
+                continue  # a class whose descriptors all name one cue has no choice to explain
             ranked = [t for t, _ in res.top_descriptors(i, k=None, cls=cls) if t in named]
             if not ranked:
                 continue

@@ -7,7 +7,8 @@ World v3 draws CelebA's attributes as cues and records them per face (`extra["ce
 `flip.data.synthetic.cues.celeba_labels`); the two it cannot draw honestly (Attractive, Male) are
 None for every face and left out, as are labels a face hides (bags under sunglasses). Per attribute:
 - probe: FLIP's own protocol, a linear layer on frozen image embeddings (`flip.probe.fit_probe`,
-  penalty chosen on a validation part), trained on `--probe-n` faces of the probe split;
+  its L2 penalty chosen from `PROBE_PENALTIES` on a validation part), trained on `--probe-n`
+  faces of the probe split;
 - descriptors: zero-shot by description with the shipped `celeba/<Attribute>` prompt files;
 - baseline: zero-shot with the class phrases alone ("a person with bags under the eyes").
 The measure is balanced accuracy (mean recall of true and false, the local `evaluate` module
@@ -28,6 +29,8 @@ import torch
 
 METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
 VARIANTS = ("probe", "descriptors", "baseline")
+#: 38 probes per run: two penalties to choose from keep the run to minutes on a 2-core CPU
+PROBE_PENALTIES = (1e-3, 1e-2)
 
 
 def load_examples(data: str | Path, split: str | None, limit: int | None = None) -> tuple[list, list[dict]]:
@@ -67,10 +70,11 @@ def evaluate_celeba(model, processor, images, labels, probe_images, probe_labels
                     batch_size: int = 64, num_workers: int | None = None) -> list[dict]:
     """One row per attribute: n, share of positives, and each variant's balanced accuracy."""
     from eval.tasks.attributes import embed_images
-    from flip.probe import fit_probe
+    from flip.probe import ProbeConfig, fit_probe
     from flip.prompts import load_prompts
     from flip.zeroshot import FLIPClassifier, TextCache
 
+    probe_config = ProbeConfig(weight_decays=PROBE_PENALTIES, max_iter=200)
     embeds = embed_images(model, processor, images, batch_size, num_workers)
     probe_embeds = embed_images(model, processor, probe_images, batch_size, num_workers)
     tasks = [f"celeba/{a}" for a in attributes]
@@ -90,7 +94,7 @@ def evaluate_celeba(model, processor, images, labels, probe_images, probe_labels
         row = {"attribute": a, "n": len(keep), "positives": refs.count("true") / len(refs)}
         train_labels = [probe_labels[i][a] for i in train]
         if len(set(train_labels)) == 2:
-            probe = fit_probe(probe_embeds[train], train_labels)
+            probe = fit_probe(probe_embeds[train], train_labels, probe_config)
             row["probe"] = metric(probe.predict(embeds[keep]), refs)
         for variant, predictions in zeroshot.items():
             row[variant] = metric([predictions[a][i] for i in keep], refs)
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--probe-data", default=None, help="faces the linear probe trains on (default: --data)")
     p.add_argument("--probe-split", default="train")
-    p.add_argument("--probe-n", type=int, default=5000, help="faces the probe trains on (default 5000)")
+    p.add_argument("--probe-n", type=int, default=3000, help="faces the probe trains on (default 3000)")
     p.add_argument("--limit", type=int, default=None, help="score at most this many faces")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=None)
