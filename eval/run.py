@@ -217,7 +217,7 @@ def _naming_argv(args, data: Path, out: Path) -> list[str]:
 
 def _vqa_argv(args, data: Path, out: Path) -> list[str]:
     if not args.vqa_base:
-        raise SuiteSkipped("no VQA model: pass --vqa-base DIR (the base VLM of finetune/vqa_lora.py) "
+        raise SuiteSkipped("no VQA model: pass --vqa-base DIR (the base VLM of flip vqa-train) "
                            "and --vqa-adapter DIR")
     return ["--base", args.vqa_base, *(["--adapter", args.vqa_adapter] if args.vqa_adapter else []),
             *(["--config", args.vqa_config] if args.vqa_config else []),
