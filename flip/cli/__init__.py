@@ -26,10 +26,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vqa-base-train": ("vqa_base_train", "build and pretrain the offline toy vision-language model (the base vqa-train adapts)"),
     "vqa-train": ("vqa_train", "fine-tune a vision-language model with LoRA to answer questions about faces (VQA)"),
     "ask": ("ask", "ask a (LoRA fine-tuned) vision-language model a question about a face (VQA)"),
+    "index": ("index", "index the faces of images (embedding, box, predicted attributes) for `flip search`"),
+    "search": ("search", "find faces in an index by description or by a face, filtered by attributes"),
 }
 
 #: Commands that decode images in DataLoader workers while the model runs on the CPU's threads.
-WORKER_COMMANDS = ("demo", "classify", "probe", "liveness")
+WORKER_COMMANDS = ("demo", "classify", "probe", "liveness", "index")
 
 
 def _usage() -> str:

@@ -1,0 +1,78 @@
+"""`flip index`: build or extend a searchable index of the faces in images.
+
+    flip index photos/ --out faces.index             # a new index, or more faces for an existing one
+    flip search faces.index "a smiling woman with glasses" --where hair_color=grey
+
+Each face (one per image for now) is stored with its embedding, box, source path and the
+prediction of every attribute task by description, which `flip search --where` filters on. Adding
+is incremental and an interrupted run resumes: the same command again skips what is indexed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flip index", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIR", help="image files and/or folders (recursive)")
+    parser.add_argument("--out", required=True, metavar="INDEX", help="the index folder (created, or added to)")
+    parser.add_argument("--model", default=None,
+                        help="model name, Hub id, directory or file (default: the index's model, else the embedded one)")
+    parser.add_argument("--task", action="append", default=None, metavar="TASK",
+                        help="attribute tasks to predict and store, for a new index (default: the synthetic world's 13)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+
+    from flip.cli.classify import collect_images
+    from flip.tasks.search import FaceIndex
+
+    paths, problems = collect_images(args.inputs)
+    for line in problems:
+        print(f"skipped {line}", file=sys.stderr)
+    if not paths:
+        return _fail("no images to index")
+
+    import torch
+    from tqdm import tqdm
+
+    from flip.hub import DEFAULT_MODEL, load
+    from flip.zeroshot import TextCache, default_cache_dir
+
+    existing = FaceIndex.is_index(args.out)
+    try:
+        index = FaceIndex.open(args.out) if existing else None
+        model_name = args.model or (index.meta.get("model") if index else None) or DEFAULT_MODEL
+        model, processor = load(model_name, device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if index is None:
+            tasks = [t.strip() for item in args.task for t in item.split(",") if t.strip()] if args.task else None
+            index = FaceIndex.create(args.out, model, processor, tasks=tasks, model_name=model_name)
+        elif args.task:
+            print("note: --task is ignored when adding to an existing index (its columns are fixed)", file=sys.stderr)
+        bar = tqdm(total=len(paths), unit="img", desc="index", disable=None, file=sys.stderr)
+        try:
+            report = index.add_files(model, processor, paths, batch_size=args.batch_size, num_workers=args.workers,
+                                     cache=TextCache(default_cache_dir()), progress=bar.update)
+        finally:
+            bar.close()
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, ImportError) as err:
+        return _fail(err.args[0] if isinstance(err, KeyError) else str(err))
+    for path, why in report.failed:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    print(f"{args.out}: added {report.added} face(s), {report.already} image(s) already indexed, "
+          f"{len(report.failed) + len(problems)} skipped; {len(index)} face(s) in all "
+          f"({index.vectors().kind} search)", file=sys.stderr)
+    index.close()
+    return 0 if report.added or report.already else 1
+
+
+def _fail(message: str) -> int:
+    print(f"flip index: {message}", file=sys.stderr)
+    return 2
