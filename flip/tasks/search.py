@@ -69,7 +69,7 @@ class SearchConfig:
     """How the vector index is built and searched."""
 
     approx_min_rows: int = 100_000  # from this many rows on, IVF-Flat instead of the exact index
-    nlist: int | None = None  # IVF lists (default: 4 * sqrt(rows), between 16 and 65536)
+    nlist: int | None = None  # IVF lists (default: sqrt(rows), between 16 and 65536)
     nprobe: int = 32  # lists an unfiltered IVF query probes
     train_rows: int = 64  # k-means training rows per IVF list (sampled from the vectors)
     search_threads: int = 1  # OpenMP threads per query: one query is fastest on one core (see README)
@@ -84,7 +84,7 @@ class SearchConfig:
             raise ValueError(f"SearchConfig.nlist must be None or an integer >= 1, got {self.nlist!r}")
 
     def lists_for(self, rows: int) -> int:
-        return self.nlist or int(min(65536, max(16, round(4 * math.sqrt(rows)))))
+        return self.nlist or int(min(65536, max(16, round(math.sqrt(rows)))))
 
 
 @contextlib.contextmanager
