@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("ask", "ask a (LoRA fine-tuned) vision-language model a question about a face (VQA)"),
     "index": ("index", "index the faces of images (embedding, box, predicted attributes) for `flip search`"),
     "search": ("search", "find faces in an index by description or by a face, filtered by attributes"),
+    "app": ("app", "the face tasks in a web page (Gradio): classify, liveness, name faces, search, ask"),
 }
 
 #: Commands that decode images in DataLoader workers while the model runs on the CPU's threads.

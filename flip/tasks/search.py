@@ -384,9 +384,10 @@ class FaceIndex:
     def __len__(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
 
-    def check_model(self, model, processor) -> None:
-        """Raise if `model` is not the one the index was built with."""
-        fingerprint = model_fingerprint(model, processor)
+    def check_model(self, model, processor, fingerprint: str | None = None) -> None:
+        """Raise if `model` is not the one the index was built with (`fingerprint`: the model's
+        `model_fingerprint`, when the caller has it already)."""
+        fingerprint = fingerprint or model_fingerprint(model, processor)
         if fingerprint != self.meta["fingerprint"]:
             raise ValueError(
                 f"{self.path}: built with model {self.meta.get('model') or '(unnamed)'} (fingerprint "
