@@ -57,15 +57,20 @@ def test_exact_filtered_search_equals_brute_force(fraction):
     assert (ids >= 0).sum(axis=1).tolist() == [min(10, int(mask.sum()))] * len(queries)
 
 
-def test_ivf_filtered_search_scans_exactly_when_few_rows_pass_and_keeps_recall_otherwise():
+def test_ivf_filtered_search_is_exact_when_few_rows_pass_and_keeps_recall_otherwise(tmp_path):
     rng = np.random.default_rng(2)
     vectors, queries = _clustered(rng, 6000, 32), _clustered(rng, 30, 32)
     index = VectorIndex.build(vectors, SearchConfig(nlist=32, nprobe=4), kind="ivf")
     assert index.kind == "ivf" and index.ntotal == 6000
     # the rule: ceil(nprobe / selectivity) lists, capped at nlist
     assert index.nprobe_for(6000) == 4 and index.nprobe_for(3000) == 8 and index.nprobe_for(600) == 32
-    few = _mask(rng, 6000, 0.01)  # 4 / 0.01 > 32 lists: an exact scan of the allowed rows
-    np.testing.assert_array_equal(index.search(queries, 10, few)[1], brute_force_search(vectors, queries, 10, few)[1])
+    few = _mask(rng, 6000, 0.01)
+    want = brute_force_search(vectors, queries, 10, few)[1]
+    np.testing.assert_array_equal(index.search(queries, 10, few)[1], want)  # 4 / 0.01 > 32 lists: scans all
+    index.save(tmp_path / "ivf.faiss")
+    loaded = VectorIndex.load(tmp_path / "ivf.faiss", index.config)
+    assert loaded.kind == "ivf" and loaded.ntotal == 6000
+    np.testing.assert_array_equal(loaded.search(queries, 10, few)[1], want)
     for fraction in (0.5, 1.0):
         mask = _mask(rng, 6000, fraction)
         found = index.search(queries, 10, mask)[1]
