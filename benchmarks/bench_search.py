@@ -86,8 +86,9 @@ def ms(seconds: list[float], q: float) -> float:
     return 1000 * float(np.percentile(seconds, q))
 
 
-def run(n: int, dim: int, queries: int, k: int, filters: list[float], centers: int, noise: float,
-        config: SearchConfig, sizes: list[int], seed: int = 0) -> dict:
+def measure(n: int, dim: int, queries: int, k: int, filters: list[float], centers: int, noise: float,
+            config: SearchConfig, sizes: list[int], seed: int = 0) -> dict:
+    """Build both indexes over synthetic embeddings and time them; the figures as a dict."""
     base = rss_mb()
     start = time.perf_counter()
     everything = synthetic_embeddings(n + queries, dim, centers, noise, seed)  # queries: the same clusters
@@ -156,7 +157,7 @@ def run(n: int, dim: int, queries: int, k: int, filters: list[float], centers: i
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=256)
@@ -170,14 +171,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nprobe", type=int, default=SearchConfig.nprobe)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 30_000, 100_000, 300_000, 1_000_000])
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures here")
-    args = parser.parse_args(argv)
-    config = SearchConfig(nlist=args.nlist, nprobe=args.nprobe)
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
     print(f"cpu: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} (other work on the machine "
-          "slows every figure alike)")
-    result = run(args.n, args.dim, args.queries, args.k, args.filters, args.centers, args.noise, config, args.sizes)
+          "slows the wall times; the cpu times are this thread's own)")
+    config = SearchConfig(nlist=args.nlist, nprobe=args.nprobe)
+    result = measure(args.n, args.dim, args.queries, args.k, args.filters, args.centers, args.noise, config,
+                     args.sizes)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(parse_args(argv))
     return 0
 
 

@@ -248,3 +248,15 @@ def test_index_and_search_commands(tmp_path, checkpoint, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_bench_search_runs_small():
+    from benchmarks import bench_search
+
+    args = bench_search.parse_args(["--n", "3000", "--queries", "5", "--filters", "1", "0.01", "--sizes", "1000",
+                                    "--nlist", "16", "--nprobe", "4"])
+    figures = bench_search.run(args)
+    assert [row["filter"] for row in figures["filters"]] == [1.0, 0.01]
+    # 4 / 0.01 > 16 lists: the filtered IVF query scans every list, so it is exact
+    assert figures["filters"][1]["route"] == "ivf nprobe=16" and figures["filters"][1]["recall@10"] == 1.0
+    assert 0 < figures["filters"][0]["recall@10"] <= 1 and figures["exact_build_s"] > 0

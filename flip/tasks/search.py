@@ -17,8 +17,8 @@ Design choices
   never deleted, so row id i is FAISS id i; on open the cache is topped up with the rows it lacks,
   or rebuilt when the kind the row count calls for has changed.
 - Exact inner product (`IndexFlatIP`) below `SearchConfig.approx_min_rows` rows, IVF-Flat above:
-  the measured cross-over (`benchmarks/bench_search.py`) is where one exact query passes ~10 ms on
-  one core. IVF rather than HNSW: an IVF scan applies an ID filter per list entry at no extra cost
+  the cross-over is where one exact query stops being fast on one core (measured by
+  `benchmarks/bench_search.py`; the README has the figures). IVF rather than HNSW: an IVF scan applies an ID filter per list entry at no extra cost
   and degrades to an exact scan of the allowed rows, while a filtered HNSW walk loses its graph
   when few nodes pass.
 - Filters (`where`) are equalities on task columns; they become a boolean mask over the rows
@@ -27,9 +27,8 @@ Design choices
   pass: the exact index scans all rows, exact whatever s. IVF probes `ceil(nprobe / s)` lists,
   capped at all of them, so that a filtered query meets as many allowed candidates as an
   unfiltered one; from s <= nprobe / nlist on it is an exact scan of the allowed rows. Gathering
-  the allowed rows through a direct map and scoring only them was tried and dropped: at 1M rows
-  it was slower than the selector's scan from about 20,000 allowed rows on (a throwaway
-  measurement, not kept), and the scan needs no extra map. Post-filtering (search k/s, then
+  the allowed rows through a direct map and scoring only them was tried and dropped: it was
+  slower than the selector's scan but for very narrow filters, and needs an extra map. Post-filtering (search k/s, then
   drop) is not used: it returns short lists when s is small.
 - The index records the model's fingerprint (config, every weight, processor settings) and
   refuses a query embedded by another model.
