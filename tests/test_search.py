@@ -228,6 +228,17 @@ def test_index_and_search_commands(tmp_path, checkpoint, capsys):
     assert main(["index", str(folder), "--out", str(out), "--workers", "0"]) == 0  # the index names its model
     assert "added 0 face(s), 8 image(s) already indexed" in capsys.readouterr().err
 
+    table_file = tmp_path / "faces.parquet"
+    assert main(["index", "--out", str(out), "--export", str(table_file)]) == 0
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(table_file)
+    assert table.num_rows == 8 and table.column_names[:5] == ["id", "path", "face", "box", "embedding"]
+    with FaceIndex.open(out) as index:
+        np.testing.assert_array_equal(np.array(table.column("embedding").to_pylist(), np.float32),
+                                      index._embeddings(0, 8))
+        assert table.column("emotion").to_pylist() == [index._hit(i, 0).predictions["emotion"] for i in range(8)]
+    capsys.readouterr()
     assert main(["search", str(out), "a smiling person", "--k", "3", "--json"]) == 0
     hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
@@ -244,6 +255,7 @@ def test_index_and_search_commands(tmp_path, checkpoint, capsys):
         (["search", str(tmp_path / "nowhere"), "x"], "not a flip index"),
         (["search", str(out), "x", "--model", "flip-tiny"], "fingerprint"),
         (["index", str(folder), "--out", str(folder)], "exists and is not an empty folder"),
+        (["index", "--out", str(out), "--export", str(table_file)], "exists; pass overwrite=True (--overwrite)"),
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

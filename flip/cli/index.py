@@ -2,6 +2,7 @@
 
     flip index photos/ --out faces.index             # a new index, or more faces for an existing one
     flip search faces.index "a smiling woman with glasses" --where hair_color=grey
+    flip index --out faces.index --export faces.parquet   # every face as a Parquet row (for a vector DB)
 
 Each face (one per image for now) is stored with its embedding, box, source path and the
 prediction of every attribute task by description, which `flip search --where` filters on. Adding
@@ -18,12 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flip index", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
-    parser.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIR", help="image files and/or folders (recursive)")
+    parser.add_argument("inputs", nargs="*", metavar="IMAGES_OR_DIR", help="image files and/or folders (recursive)")
     parser.add_argument("--out", required=True, metavar="INDEX", help="the index folder (created, or added to)")
     parser.add_argument("--model", default=None,
                         help="model name, Hub id, directory or file (default: the index's model, else the embedded one)")
     parser.add_argument("--task", action="append", default=None, metavar="TASK",
                         help="attribute tasks to predict and store, for a new index (default: the synthetic world's 13)")
+    parser.add_argument("--export", default=None, metavar="FILE.parquet",
+                        help="after adding (if any), write every face of the index to this Parquet file")
+    parser.add_argument("--overwrite", action="store_true", help="let --export replace an existing file")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
@@ -31,9 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
 
+    if not args.inputs and not args.export:
+        parser.error("give images to index, or --export FILE")
     from flip.cli.classify import collect_images
     from flip.tasks.search import FaceIndex
 
+    if not args.inputs:
+        try:
+            with FaceIndex.open(args.out) as index:
+                written = index.export_parquet(args.export, overwrite=args.overwrite)
+                print(f"wrote {written}: {len(index)} face(s)", file=sys.stderr)
+        except (FileNotFoundError, FileExistsError, ValueError) as err:
+            return _fail(str(err))
+        return 0
     paths, problems = collect_images(args.inputs)
     for line in problems:
         print(f"skipped {line}", file=sys.stderr)
@@ -64,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             bar.close()
     except (FileNotFoundError, FileExistsError, ValueError, KeyError, ImportError) as err:
         return _fail(err.args[0] if isinstance(err, KeyError) else str(err))
+    if args.export:
+        try:
+            print(f"wrote {index.export_parquet(args.export, overwrite=args.overwrite)}", file=sys.stderr)
+        except FileExistsError as err:
+            return _fail(str(err))
     for path, why in report.failed:
         print(f"skipped {path}: {why}", file=sys.stderr)
     print(f"{args.out}: added {report.added} face(s), {report.already} image(s) already indexed, "

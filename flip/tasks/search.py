@@ -523,6 +523,41 @@ class FaceIndex:
         found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         return [self._hit(i, s) for i, s in found]
 
+    def export_parquet(self, path: str | os.PathLike, overwrite: bool = False, chunk_rows: int = 50_000) -> Path:
+        """Write every face as one Parquet row: id, path, face, box, embedding (a float32 list) and the
+        task columns, the shape a vector database (or a sharded FAISS build) ingests. Written to a
+        temporary file and renamed; an existing file is kept unless `overwrite`."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
+        tasks = self.tasks
+        dim = self.meta.get("dim") or 0
+        schema = pa.schema([("id", pa.int64()), ("path", pa.string()), ("face", pa.int32()),
+                            ("box", pa.list_(pa.float32(), 4)), ("embedding", pa.list_(pa.float32(), dim))]
+                           + [(t, pa.string()) for t in tasks])
+        schema = schema.with_metadata({"flip_index": json.dumps(self.meta)})
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        cursor = self.conn.execute(f"SELECT id, path, face, x0, y0, x1, y1, embedding{''.join(', ' + t for t in tasks)} "
+                                   "FROM faces ORDER BY id")
+        try:
+            with pq.ParquetWriter(tmp, schema) as writer:
+                while rows := cursor.fetchmany(chunk_rows):
+                    embeds = np.frombuffer(b"".join(r[7] for r in rows), np.float32)
+                    boxes = np.array([r[3:7] for r in rows], np.float32).reshape(-1)
+                    columns = [pa.array([r[0] for r in rows], pa.int64()), pa.array([r[1] for r in rows]),
+                               pa.array([r[2] for r in rows], pa.int32()),
+                               pa.FixedSizeListArray.from_arrays(pa.array(boxes), 4),
+                               pa.FixedSizeListArray.from_arrays(pa.array(embeds), dim)]
+                    columns += [pa.array([r[8 + j] for r in rows], pa.string()) for j in range(len(tasks))]
+                    writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
     def _hit(self, row: int, score: float) -> Hit:
         tasks = self.tasks
         r = self.conn.execute(f"SELECT path, face, x0, y0, x1, y1{''.join(', ' + t for t in tasks)} "
