@@ -204,7 +204,7 @@ class FlipApp:
                 from flip.vqa.model import load_vqa
 
                 self._vqa = load_vqa(self.vqa_path)
-            from flip.vqa.formats import QAExample
+            from flip.vqa.prompting import QAExample
 
             return self._vqa.answer([QAExample(image, question)])[0]
         except Exception as err:
