@@ -14,23 +14,27 @@ REAL_CHECKPOINTS = ("a FLIP-80M checkpoint (transformers CLIP layout: --model DI
                     "any open_clip model (--model open_clip:ViT-B-32/openai)")
 
 
-def add_face_arguments(parser: argparse.ArgumentParser, default_mode: str = "auto", draw: bool = True) -> None:
+def add_face_arguments(parser: argparse.ArgumentParser, draw: bool = True, modes: bool = True) -> None:
+    """The face-stage options; `modes=False` leaves out --faces, --detector and --if-no-face (for a
+    command that always detects and has its own --detector)."""
     from flip.faces.stage import FACE_MODES, IF_NONE, FaceStageConfig
 
     defaults = FaceStageConfig()
     g = parser.add_argument_group("faces (flip.faces)")
-    g.add_argument("--faces", choices=FACE_MODES, default=default_mode,
-                   help="auto: a face crop the size of the model input is taken whole, faces are detected in "
-                        "anything else; all / largest: detect; none: the whole image (default: %(default)s)")
-    g.add_argument("--detector", choices=("mtcnn", "haar"), default=defaults.detector,
-                   help="face detector (default: %(default)s)")
+    if modes:
+        g.add_argument("--faces", choices=FACE_MODES, default=defaults.mode,
+                       help="auto: a face crop the size of the model input is taken whole, faces are detected in "
+                            "anything else; all / largest: detect; none: the whole image (default: %(default)s)")
+        g.add_argument("--detector", choices=("mtcnn", "haar"), default=defaults.detector,
+                       help="face detector (default: %(default)s)")
     g.add_argument("--min-face-size", type=int, default=defaults.min_face_size, metavar="PX",
                    help="drop faces whose box is smaller than this (default: %(default)s px)")
     g.add_argument("--max-faces", type=int, default=None, metavar="N",
                    help="keep the N most confident faces per image (default: all)")
-    g.add_argument("--if-no-face", choices=IF_NONE, default=defaults.if_none,
-                   help="no face found: answer on the whole image (flagged whole_image) or skip it "
-                        "(default: %(default)s)")
+    if modes:
+        g.add_argument("--if-no-face", choices=IF_NONE, default=defaults.if_none,
+                       help="no face found: answer on the whole image (flagged whole_image) or skip it "
+                            "(default: %(default)s)")
     if draw:
         g.add_argument("--draw", default=None, metavar="DIR",
                        help="write each image with its face boxes and answers to DIR/<name>.faces.png")
@@ -44,8 +48,9 @@ def face_stage(args):
         raise ValueError(f"--min-face-size must be >= 1, got {args.min_face_size}")
     if args.max_faces is not None and args.max_faces < 1:
         raise ValueError(f"--max-faces must be >= 1, got {args.max_faces}")
-    return FaceStage(FaceStageConfig(mode=args.faces, detector=args.detector, min_face_size=args.min_face_size,
-                                     max_faces=args.max_faces, if_none=args.if_no_face))
+    return FaceStage(FaceStageConfig(mode=getattr(args, "faces", "all"), detector=args.detector,
+                                     min_face_size=args.min_face_size, max_faces=args.max_faces,
+                                     if_none=getattr(args, "if_no_face", "whole")))
 
 
 def model_name(given: str | None) -> str:
