@@ -257,7 +257,7 @@ def _make_writer(args, stream, clf, paths: list[str], k: int):
     name_width = min(48, max(len("image"), *(len(p) for p in paths)))
     task_width = max(len("task"), *(len(t) for t in tasks))
     class_width = max(len("prediction"), *(len(c) for t in tasks for c in clf.heads[t].classes))
-    face_width = len("whole (no face)")
+    face_width = 22  # "12 1234,1234,1234,1234"
     stream.write(f"{'image':<{name_width}}  {'face':<{face_width}}  {'task':<{task_width}}  "
                  f"{'prediction':<{class_width}}  score   prob   runner-up\n")
 
@@ -274,7 +274,7 @@ def _make_writer(args, stream, clf, paths: list[str], k: int):
             prob = f"{probs[a['prediction']]:.3f}" if probs is not None else "  -  "
             label = shown if j == 0 and first else ""
             face_label = face if j == 0 else ""
-            stream.write(f"{label:<{name_width}}  {face_label[:face_width + 12]:<{face_width}}  {t:<{task_width}}  "
+            stream.write(f"{label:<{name_width}}  {face_label:<{face_width}}  {t:<{task_width}}  "
                          f"{a['prediction']:<{class_width}}  {ranked[0][1]:.3f}  {prob}  {runner}\n")
             if args.explain is not None:
                 for d in a["descriptors"]:
