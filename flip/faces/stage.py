@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from flip.faces.align import face_crop
+from flip.faces.align import face_crop as face_crop_of
 from flip.faces.detect import DETECTORS, Box, FaceDetector, build_detector
 from flip.processor import load_image
 
@@ -103,6 +103,7 @@ class FaceStage:
         stage = FaceStage(FaceStageConfig(mode="all"))
         faces = stage.find("group.jpg", input_size=224)                 # [Face, ...]
         faces, pixels = stage.pixels("group.jpg", processor)           # and uint8 (F, 3, S, S)
+        faces, crops = stage.crops("group.jpg", input_size=224)        # or PIL crops, for other models
 
     `detector`: any `FaceDetector` to use instead of the config's (e.g. `GivenBoxes`).
     """
@@ -151,20 +152,20 @@ class FaceStage:
             return [dataclasses.replace(whole, index=None)] if self.config.if_none == "whole" else []
         return [Face(i, tuple(b.xyxy), b.score, b.landmarks, False, self._detector_name) for i, b in enumerate(boxes)]
 
-    def crops(self, image, processor) -> tuple[list[Face], list]:
-        """The faces of one image and their crops (PIL images) as `processor`'s settings ask."""
+    def crops(self, image, input_size: int, face_crop: str = "box", margin: float = 0.0) -> tuple[list[Face], list]:
+        """The faces of one image and their crops (PIL images) for a model whose input side is
+        `input_size`, cut as `face_crop` ("box" or "aligned") with `margin` says."""
         image = load_image(image)
-        settings = processor.settings
-        faces = self.find(image, settings.image_size)
+        faces = self.find(image, input_size)
         crops = [image if face.whole_image else
-                 face_crop(image, Box(*face.box, landmarks=face.landmarks), settings.face_crop, settings.image_size,
-                           settings.box_margin)
+                 face_crop_of(image, Box(*face.box, landmarks=face.landmarks), face_crop, input_size, margin)
                  for face in faces]
         return faces, crops
 
     def pixels(self, image, processor) -> tuple[list[Face], torch.Tensor | None]:
         """The faces of one image and their uint8 pixels (F, 3, S, S) from `processor.pixels` (None if F = 0)."""
-        faces, crops = self.crops(image, processor)
+        settings = processor.settings
+        faces, crops = self.crops(image, settings.image_size, settings.face_crop, settings.box_margin)
         return faces, (processor.pixels(crops, box_margin=0.0) if crops else None)
 
 
