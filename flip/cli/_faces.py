@@ -13,6 +13,11 @@ REAL_CHECKPOINTS = ("a FLIP-80M checkpoint (transformers CLIP layout: --model DI
                     "FaRL's state dict (--model FaRL-Base-Patch16-LAIONFace20M-ep64.pth)",
                     "any open_clip model (--model open_clip:ViT-B-32/openai)")
 
+#: The embedded models trained on the synthetic world alone (flip.hub.DEFAULT_MODEL, flip.vqa's EMBEDDED_VQA).
+SYNTHETIC_MODELS = ("flip-tiny-synth", "vqa-toy-synth")
+#: What `flip ask`'s note names instead.
+REAL_VLMS = ("a PaliGemma, LLaVA, Idefics3 or SmolVLM checkpoint, or a LoRA adapter on one (--model DIR_OR_HUB_ID)",)
+
 
 def add_face_arguments(parser: argparse.ArgumentParser, draw: bool = True, modes: bool = True) -> None:
     """The face-stage options; `modes=False` leaves out --faces, --detector and --if-no-face (for a
@@ -64,10 +69,9 @@ class PhotoNotes:
     """Tells stderr, once per run, what the face stage did that a user should know: images with no
     face, and that the synthetic default's answers on photos mean little."""
 
-    def __init__(self, command: str, model: str, input_size: int):
-        from flip.hub import DEFAULT_MODEL
-
-        self.command, self.synthetic, self.input_size = command, model == DEFAULT_MODEL, input_size
+    def __init__(self, command: str, model: str, input_size: int, instead: tuple[str, ...] = REAL_CHECKPOINTS):
+        self.command, self.model, self.input_size, self.instead = command, model, input_size, instead
+        self.synthetic = model in SYNTHETIC_MODELS
         self.warned = False
 
     def _photo(self, face) -> bool:
@@ -81,9 +85,9 @@ class PhotoNotes:
         the input is a photo (flip cannot tell a photo from a rendering otherwise)."""
         if self.synthetic and not self.warned and any(self._photo(f) for f in faces):
             self.warned = True
-            print(f"flip {self.command}: note: the default model flip-tiny-synth knows only flip's synthetic "
+            print(f"flip {self.command}: note: the default model {self.model} knows only flip's synthetic "
                   "faces; its answers on real photos mean little. Use a real checkpoint instead: "
-                  + "; ".join(REAL_CHECKPOINTS) + ".", file=sys.stderr)
+                  + "; ".join(self.instead) + ".", file=sys.stderr)
 
     def no_face(self, path: str, whole: bool) -> None:
         what = "answered on the whole image" if whole else "skipped"

@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 
-from flip.cli._faces import PhotoNotes, add_face_arguments, face_stage
+from flip.cli._faces import REAL_VLMS, PhotoNotes, add_face_arguments, face_stage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         vqa = load_vqa(model_path, base=args.base, template=args.template, device=args.device,
                        max_new_tokens=args.max_new_tokens)
         size = int(getattr(getattr(vqa.model.config, "vision_config", None), "image_size", 224) or 224)
-        notes = PhotoNotes("ask", "flip-tiny-synth" if args.model is None else name, size)
+        notes = PhotoNotes("ask", name, size, REAL_VLMS)
         rows, crops = [], []
         for path in inputs:
             faces, images = stage.crops(path, size)
