@@ -102,10 +102,23 @@ def draw_image(directory: str, path: str, faces, labels: list[str]) -> str:
     return str(save_drawing(canvas, drawing_path(directory, path)))
 
 
-def group_rows(paths: list[str]):
-    """Rows of one batch grouped by image, in order: yields (path, [row indices])."""
+def per_image(notes: PhotoNotes, paths: list[str], faces: list, no_face: list[str]):
+    """The rows of one batch grouped by image, in order, as (path, [row indices]); tells `notes`
+    about the faces and about each image without one."""
+    notes.faces(faces)
     start = 0
     for end in range(1, len(paths) + 1):
         if end == len(paths) or paths[end] != paths[start]:
+            if faces[start].index is None:
+                notes.no_face(paths[start], whole=True)
             yield paths[start], list(range(start, end))
             start = end
+    for path in no_face:
+        notes.no_face(path, whole=False)
+
+
+def face_cell(record: dict) -> str:
+    """A face in a table: its index and box, "whole", or "whole (no face)"."""
+    if record["face"] is None:
+        return "whole (no face)"
+    return "whole" if record["whole_image"] else f"{record['face']} " + ",".join(f"{v:.0f}" for v in record["box"])

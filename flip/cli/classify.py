@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from flip.cli._faces import PhotoNotes, add_face_arguments, draw_image, face_stage, group_rows, model_name
+from flip.cli._faces import PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, per_image
 
 #: File extensions collected from a directory (explicit file arguments are always tried).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -120,18 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             for path, why in batch.failed:
                 skipped.append(path)
                 bar.write(f"skipped {path}: {why}", file=sys.stderr)
-            notes.faces(batch.faces)
             records = batch.records(k)
-            for path, rows in group_rows(batch.paths):
-                if batch.faces[rows[0]].index is None:
-                    notes.no_face(path, whole=True)
+            for path, rows in per_image(notes, batch.paths, batch.faces, batch.no_face):
                 for i in rows:
                     writer({**records[i], "model": name}, first=i == rows[0])
                 if args.draw:
                     draw_image(args.draw, path, [batch.faces[i] for i in rows],
                                [_label(records[i], clf.tasks) for i in rows])
-            for path in batch.no_face:
-                notes.no_face(path, whole=False)
             if args.plot and sum(len(b[0]) for b in kept) < 8 and batch.paths:
                 kept.append(([_row_name(r) for r in records], batch.results))
             done += len(set(batch.paths))
@@ -264,8 +259,7 @@ def _make_writer(args, stream, clf, paths: list[str], k: int):
     def write_table(record, first):
         path = record["path"]
         shown = path if len(path) <= name_width else "…" + path[-(name_width - 1):]
-        face = "whole (no face)" if record["face"] is None else "whole" if record["whole_image"] else \
-            f"{record['face']} " + ",".join(f"{v:.0f}" for v in record["box"])
+        face = face_cell(record)
         for j, t in enumerate(tasks):
             a = record[t]
             ranked = sorted(a["scores"].items(), key=lambda kv: -kv[1])

@@ -26,7 +26,7 @@ import argparse
 import json
 import sys
 
-from flip.cli._faces import PhotoNotes, add_face_arguments, draw_image, face_stage, group_rows, model_name
+from flip.cli._faces import PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, per_image
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,27 +117,20 @@ def main(argv: list[str] | None = None) -> int:
             for path, why in batch.failed:
                 skipped += 1
                 print(f"skipped {path}: {why}", file=sys.stderr)
-            notes.faces(batch.faces)
             records = batch.records(threshold)
-            for path, rows in group_rows(batch.paths):
-                if batch.faces[rows[0]].index is None:
-                    notes.no_face(path, whole=True)
+            for path, rows in per_image(notes, batch.paths, batch.faces, batch.no_face):
                 for i in rows:
                     rec = {**records[i], "model": name}
                     if args.json:
                         print(json.dumps(rec))
                     else:
                         live = rec["liveness"]
-                        face = "whole (no face)" if rec["face"] is None else "whole" if rec["whole_image"] else \
-                            f"{rec['face']} " + ",".join(f"{v:.0f}" for v in rec["box"])
                         shown = path if i == rows[0] else ""
-                        print(f"{shown:<40}  {face:<22}  {live['decision']:<8}  {live['live_score']:6.3f}  "
+                        print(f"{shown:<40}  {face_cell(rec):<22}  {live['decision']:<8}  {live['live_score']:6.3f}  "
                               f"{live['attack']}")
                 if args.draw:
                     draw_image(args.draw, path, [batch.faces[i] for i in rows],
                                [_label(records[i]["liveness"]) for i in rows])
-            for path in batch.no_face:
-                notes.no_face(path, whole=False)
             done += len(set(batch.paths))
             faces_done += len(batch.paths)
     except (ImportError, OSError) as err:
