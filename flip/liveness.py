@@ -192,6 +192,21 @@ class LivenessClassifier:
                                 batch.faces, batch.no_face)
 
 
+    def score_photos(self, images: Sequence[str | os.PathLike] | str | os.PathLike, faces="auto",
+                     threshold: float = DEFAULT_THRESHOLD, batch_size: int = 16,
+                     num_workers: int | None = 0) -> list[dict[str, Any]]:
+        """One record per face of each photo (`LivenessBatch.records`), as `flip liveness --json`
+        writes them; unreadable files raise. `faces`: a `flip.faces.FaceStage` or its mode."""
+        if isinstance(images, (str, os.PathLike)):
+            images = [images]
+        out = []
+        for batch in self.score_files(list(images), batch_size, num_workers, faces=faces):
+            if batch.failed:
+                raise ValueError(f"{batch.failed[0][0]}: {batch.failed[0][1]}")
+            out += batch.records(threshold)
+        return out
+
+
 # -- linear probe -----------------------------------------------------------------------------------
 class LivenessProbe:
     """The linear-probe baseline: `flip.probe`'s logistic regression on frozen image embeddings over

@@ -208,7 +208,13 @@ def test_the_synthetic_default_says_once_that_photos_are_beyond_it(mtcnn_stage, 
     hopper.crop((165, 110, 365, 310)).resize((112, 112)).save(crop)  # a face crop the model's size
     assert main([str(crop), "--json", "--workers", "0"]) == 0
     out, err = capsys.readouterr()
-    assert json.loads(out)["model"] == "flip-tiny-synth" and "note:" not in err
+    cli = json.loads(out)
+    assert cli["model"] == "flip-tiny-synth" and "note:" not in err
+    import flip
+    from flip.liveness import LivenessClassifier
+
+    (api,) = LivenessClassifier(*flip.load()).score_photos(crop)  # the Python API: the same record
+    assert api["face"] == cli["face"] and api["liveness"]["live_score"] == pytest.approx(cli["liveness"]["live_score"])
     assert main([str(photo), str(photo), "--json", "--workers", "0"]) == 0
     out, err = capsys.readouterr()
     assert [json.loads(line)["face"] for line in out.splitlines()] == [0, 0]
