@@ -1,13 +1,12 @@
 """`flip ask`: ask a (LoRA fine-tuned) vision-language model a question about each face of a photo.
 
-    flip ask face.png "What emotion does this face show?"                  # the embedded toy model
-    flip ask group.jpg "Is this person wearing a hat?" --faces all --json
-    flip ask a.png b.png -q "What colour is this person's hair?" --model runs/vqa-lora/adapter
+    flip ask face.png "What emotion does this face show?" --model runs/vqa-lora/adapter
+    flip ask group.jpg "Is this person wearing a hat?" --faces all --json --model MODEL
+    flip ask a.png b.png -q "What colour is this person's hair?" --model MODEL
 
-Without --model the embedded `vqa-toy-synth` answers: a 2-layer toy LLaVA-style model on the
-embedded FLIP image tower, taught the synthetic world's questions with LoRA and merged (about 56%
-exact match on held-out synthetic faces; it knows nothing of real photos). --model is a LoRA
-adapter folder (its base model is loaded first: the one the adapter names, or --base), a merged
+Without --model, an embedded `vqa-toy-synth` answers where the install ships one
+(flip/assets/vqa-toy-synth: the toy LLaVA-style base with its LoRA merged in, trained on the
+synthetic world alone); otherwise the command says to pass --model. --model is a LoRA adapter folder (its base model is loaded first: the one the adapter names, or --base), a merged
 model, or any PaliGemma / LLaVA / Idefics3 / SmolVLM checkpoint. Photos go through the face stage
 (`--faces`, default auto) and each face is asked; JSON Lines records are {"path", "face", "box",
 "detector_score", "whole_image", "ask": {"question", "answer"}, "model"}. Answers are greedy and
