@@ -6,8 +6,9 @@
 
 Without --model, an embedded `vqa-toy-synth` answers where the install ships one
 (flip/assets/vqa-toy-synth: the toy LLaVA-style base with its LoRA merged in, trained on the
-synthetic world alone); otherwise the command says to pass --model. --model is a LoRA adapter folder (its base model is loaded first: the one the adapter names, or --base), a merged
-model, or any PaliGemma / LLaVA / Idefics3 / SmolVLM checkpoint. Photos go through the face stage
+synthetic world alone); otherwise the command says to pass --model. --model is a LoRA adapter
+folder (its base model is loaded first: the one the adapter names, or --base), a merged model, or
+any PaliGemma / LLaVA / Idefics3 / SmolVLM checkpoint. Photos go through the face stage
 (`--faces`, default auto) and each face is asked; JSON Lines records are {"path", "face", "box",
 "detector_score", "whole_image", "ask": {"question", "answer"}, "model"}. Answers are greedy and
 short. An unreadable image or an unsupported model is one error line naming it.
