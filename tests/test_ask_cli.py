@@ -11,7 +11,7 @@ import pytest
 def face(tmp_path_factory):
     from flip.data.synthetic.world import SynthConfig, generate
 
-    record = next(generate(SynthConfig(kind="faces", n=1, size=112, seed=5, split_fractions={"train": 1}), "train"))
+    record = next(generate(SynthConfig(kind="captions", n=1, size=112, seed=5, split_fractions={"train": 1}), "train"))
     path = tmp_path_factory.mktemp("ask") / "face.png"
     record.image.save(path)
     return path

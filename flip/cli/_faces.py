@@ -58,6 +58,13 @@ def face_stage(args):
                                      if_none=getattr(args, "if_no_face", "whole")))
 
 
+def one_line(err: BaseException) -> str:
+    """An error as one line: a DataLoader worker's re-raised error carries the worker's traceback
+    in its message; its last line is the error itself."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
 def model_name(given: str | None) -> str:
     """How records name the model: what --model said, or the embedded default's name."""
     from flip.hub import DEFAULT_MODEL

@@ -25,7 +25,8 @@ import json
 import sys
 from pathlib import Path
 
-from flip.cli._faces import PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, per_image
+from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, one_line,
+                             per_image)
 
 #: File extensions collected from a directory (explicit file arguments are always tried).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             faces_done += len(batch.paths)
             bar.update(len(set(batch.paths)) + len(batch.failed) + len(batch.no_face))
     except (ImportError, OSError) as err:
-        return _fail(str(err))
+        return _fail(one_line(err))
     finally:
         bar.close()
         if stream is not sys.stdout:

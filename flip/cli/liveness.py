@@ -26,7 +26,8 @@ import argparse
 import json
 import sys
 
-from flip.cli._faces import PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, per_image
+from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, one_line,
+                             per_image)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             done += len(set(batch.paths))
             faces_done += len(batch.paths)
     except (ImportError, OSError) as err:
-        return _fail(str(err))
+        return _fail(one_line(err))
     print(f"scored {faces_done} face(s) in {done} image(s) at threshold {threshold:.4f}; "
           f"skipped {skipped} unreadable or missing", file=sys.stderr)
     return 0 if done else 1

@@ -48,7 +48,8 @@ def similarity_transform(src, dst) -> np.ndarray:
     (K, 2) in least squares: dst ~ A @ [x, y, 1] (Umeyama's closed form, reflections excluded)."""
     src, dst = np.asarray(src, dtype=np.float64), np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise ValueError(f"similarity_transform: expected two (K, 2) point sets, K >= 2, got {src.shape} and {dst.shape}")
+        raise ValueError(f"similarity_transform: expected two (K, 2) point sets, K >= 2, got {src.shape} and "
+                         f"{dst.shape}")
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
     var_s = (s ** 2).sum() / len(src)
