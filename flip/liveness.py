@@ -118,11 +118,20 @@ class LivenessResult:
 
 @dataclass
 class LivenessBatch:
-    """What `LivenessClassifier.score_files` yields: readable paths, their result, failures (path, why)."""
+    """What `LivenessClassifier.score_files` yields: readable paths, their result, failures (path, why).
+    With a face stage a row is a face (as `flip.zeroshot.FileBatch`): `faces` per row, `no_face`."""
 
     paths: list[str]
     result: LivenessResult | None
     failed: list[tuple[str, str]] = field(default_factory=list)
+    faces: list | None = None
+    no_face: list[str] = field(default_factory=list)
+
+    def records(self, threshold: float = DEFAULT_THRESHOLD) -> list[dict[str, Any]]:
+        """One plain-data record per row: {path, face, box, detector_score, whole_image, liveness: {...}}
+        (the face fields only with a face stage)."""
+        return [{"path": path, **(self.faces[i].record() if self.faces is not None else {}),
+                 "liveness": self.result.record(i, threshold)} for i, path in enumerate(self.paths)]
 
 
 def category_probabilities(scores: torch.Tensor, scale: float) -> torch.Tensor:
@@ -174,11 +183,28 @@ class LivenessClassifier:
         return self._result(self.classifier.classify(images))
 
     def score_files(self, paths: Sequence[str | os.PathLike], batch_size: int = 64,
-                    num_workers: int | None = None) -> Iterator[LivenessBatch]:
+                    num_workers: int | None = None, faces=None) -> Iterator[LivenessBatch]:
         """Score image files in batches (`FLIPClassifier.classify_files`: decoding in DataLoader workers);
-        unreadable ones are reported in `failed`, by path, and skipped."""
-        for batch in self.classifier.classify_files(paths, batch_size, num_workers):
-            yield LivenessBatch(batch.paths, self._result(batch.results) if batch.paths else None, batch.failed)
+        unreadable ones are reported in `failed`, by path, and skipped. `faces`: a `flip.faces.FaceStage`
+        (or its mode) for one row per face of each photo."""
+        for batch in self.classifier.classify_files(paths, batch_size, num_workers, faces=faces):
+            yield LivenessBatch(batch.paths, self._result(batch.results) if batch.paths else None, batch.failed,
+                                batch.faces, batch.no_face)
+
+
+    def score_photos(self, images: Sequence[str | os.PathLike] | str | os.PathLike, faces="auto",
+                     threshold: float = DEFAULT_THRESHOLD, batch_size: int = 16,
+                     num_workers: int | None = 0) -> list[dict[str, Any]]:
+        """One record per face of each photo (`LivenessBatch.records`), as `flip liveness --json`
+        writes them; unreadable files raise. `faces`: a `flip.faces.FaceStage` or its mode."""
+        if isinstance(images, (str, os.PathLike)):
+            images = [images]
+        out = []
+        for batch in self.score_files(list(images), batch_size, num_workers, faces=faces):
+            if batch.failed:
+                raise ValueError(f"{batch.failed[0][0]}: {batch.failed[0][1]}")
+            out += batch.records(threshold)
+        return out
 
 
 # -- linear probe -----------------------------------------------------------------------------------

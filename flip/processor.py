@@ -54,6 +54,8 @@ RESIZE_BACKENDS = ("torch", "pil")
 #: Filters torch resizes with antialiasing as Pillow does; the others always go through PIL.
 TORCH_RESAMPLE = ("bilinear", "bicubic")
 PADDING = ("longest", "max_length")
+#: How the face stage (flip.faces) cuts a detected face: the box grown by box_margin, or five-point aligned.
+FACE_CROPS = ("box", "aligned")
 CONFIG_NAME = "preprocessor_config.json"
 PROCESSOR_CLASS = "FLIPProcessor"
 #: Files `from_pretrained` fetches from a Hub repository: the settings and any tokenizer's files.
@@ -79,6 +81,8 @@ class ProcessorSettings:
     enc_token_id: int | None = None  # BLIP's [ENC] id, put first by `itm_texts`; found in the vocabulary if None
     pad_token_id: int | None = None  # None: 0 for CLIP tokenizers (as open_clip), else the tokenizer's own
     box_margin: float = 0.0  # face boxes grow by this fraction of their width/height on each side
+    face_crop: str = "box"  # what the checkpoint was trained on: "box" (detector crops) or "aligned" (five points
+    # on insightface's template, flip.faces.align); the face stage cuts photos this way
     tokenizer: str | None = None  # the spec the tokenizer was built from ("clip", "minilm", a path); a record only
 
     def __post_init__(self):
@@ -119,6 +123,8 @@ class ProcessorSettings:
                 raise ValueError(f"ProcessorSettings.{name} must be None or a token id >= 0, got {value!r}")
         if not _is_margin(self.box_margin):
             raise ValueError(f"ProcessorSettings.box_margin must be a finite number >= 0, got {self.box_margin!r}")
+        if self.face_crop not in FACE_CROPS:
+            raise ValueError(f"ProcessorSettings.face_crop must be one of {FACE_CROPS}, got {self.face_crop!r}")
         if self.tokenizer is not None and not isinstance(self.tokenizer, str):
             raise ValueError(f"ProcessorSettings.tokenizer must be None or a string, got {self.tokenizer!r}")
 

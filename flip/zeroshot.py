@@ -277,13 +277,16 @@ class TaskResult:
     """One task's answers for a batch of N images.
 
     scores: (N, C) class scores (mean cosine similarity by default); similarities: (N, M) cosine
-    similarity of each image with each text of the head (descriptor sentences, or class prompts).
+    similarity of each image with each text of the head (descriptor sentences, or class prompts);
+    scale: the model's logit scale (1 / temperature), which turns mean or max scores into
+    probabilities as CLIP's softmax over classes does (`probabilities`; None without it or for "sum").
     """
 
     head: TaskHead
     scores: torch.Tensor
     similarities: torch.Tensor
     aggregate: str = "mean"
+    scale: float | None = None
 
     @property
     def task(self) -> str:
@@ -302,6 +305,13 @@ class TaskResult:
     def predictions(self) -> list[str]:
         return [self.head.classes[i] for i in self.predicted.tolist()]
 
+    @property
+    def probabilities(self) -> torch.Tensor | None:
+        """(N, C) softmax over classes of scale x scores (rows sum to 1), or None (no scale, or "sum")."""
+        if self.scale is None or self.aggregate == "sum":
+            return None
+        return torch.softmax(self.scores.float() * self.scale, dim=-1)
+
     def top_descriptors(self, i: int, k: int | None = None, cls: str | None = None) -> list[tuple[str, float]]:
         """The texts of class `cls` (default: image i's prediction) by similarity, highest first."""
         c = int(self.predicted[i]) if cls is None else self.head.classes.index(cls)
@@ -311,24 +321,26 @@ class TaskResult:
         return [(self.head.texts[int(members[j])], float(sims[j])) for j in order]
 
     def record(self, i: int, k: int | None = 3) -> dict[str, Any]:
-        """Image i's answer as plain data: prediction, class scores and the deciding descriptors."""
+        """Image i's answer as plain data: prediction, class scores (cosines), class probabilities
+        (when the model's scale is known) and the deciding descriptors."""
         scores = self.scores[i].float().cpu().tolist()
-        return {
-            "prediction": self.predictions[i],
-            "scores": dict(zip(self.head.classes, scores)),
-            "descriptors": [{"text": t, "similarity": s} for t, s in self.top_descriptors(i, k)],
-        }
+        out = {"prediction": self.predictions[i], "scores": dict(zip(self.head.classes, scores))}
+        probs = self.probabilities
+        if probs is not None:
+            out["probabilities"] = dict(zip(self.head.classes, probs[i].cpu().tolist()))
+        out["descriptors"] = [{"text": t, "similarity": s} for t, s in self.top_descriptors(i, k)]
+        return out
 
     def __len__(self) -> int:
         return self.scores.shape[0]
 
     def cpu(self) -> "TaskResult":
-        return TaskResult(self.head, self.scores.cpu(), self.similarities.cpu(), self.aggregate)
+        return TaskResult(self.head, self.scores.cpu(), self.similarities.cpu(), self.aggregate, self.scale)
 
     def __getitem__(self, rows) -> "TaskResult":
         """The results of some images (an index, slice or index list), as a `TaskResult`."""
         rows = [rows] if isinstance(rows, int) else rows
-        return TaskResult(self.head, self.scores[rows], self.similarities[rows], self.aggregate)
+        return TaskResult(self.head, self.scores[rows], self.similarities[rows], self.aggregate, self.scale)
 
     @staticmethod
     def cat(results: Sequence["TaskResult"]) -> "TaskResult":
@@ -336,17 +348,30 @@ class TaskResult:
         if not results or any(r.head is not results[0].head for r in results):
             raise ValueError("TaskResult.cat: give one or more results of the same task head")
         return TaskResult(results[0].head, torch.cat([r.scores for r in results]),
-                          torch.cat([r.similarities for r in results]), results[0].aggregate)
+                          torch.cat([r.similarities for r in results]), results[0].aggregate, results[0].scale)
 
 
 @dataclass
 class FileBatch:
     """What `FLIPClassifier.classify_files` yields per batch: the readable paths in order, their
-    results by task, and the unreadable ones as (path, reason)."""
+    results by task, and the unreadable ones as (path, reason). With a face stage, a row is a face:
+    `paths` repeats an image's path once per face, `faces` holds each row's `flip.faces.Face`, and
+    images in which no face was found (and none stood in) are in `no_face`."""
 
     paths: list[str]
     results: dict[str, TaskResult]
     failed: list[tuple[str, str]] = field(default_factory=list)
+    faces: list | None = None
+    no_face: list[str] = field(default_factory=list)
+
+    def records(self, k: int | None = 3) -> list[dict[str, Any]]:
+        """One plain-data record per row: {path, face, box, detector_score, whole_image, <task>: {...}}
+        (the face fields only with a face stage)."""
+        out = []
+        for i, path in enumerate(self.paths):
+            face = self.faces[i].record() if self.faces is not None else {}
+            out.append({"path": path, **face, **{task: res.record(i, k) for task, res in self.results.items()}})
+        return out
 
 
 # -- the classifier -------------------------------------------------------------------------------
@@ -376,6 +401,7 @@ class FLIPClassifier:
             raise ValueError("tasks: give at least one task")
         self.model, self.processor = model, processor
         self.method, self.aggregate = method, aggregate
+        self.scale = float(model.scale().detach()) if hasattr(model, "scale") else None
         if cache is None:
             cache = TextCache(cache_dir) if cache_dir is not None else default_text_cache()
         self.cache = cache
@@ -420,7 +446,7 @@ class FLIPClassifier:
             if to_cpu:
                 sims, scores = sims.cpu(), scores.cpu()
         return {task: TaskResult(head, scores[:, self._class_slices[task]], sims[:, self._text_slices[task]],
-                                 self.aggregate)
+                                 self.aggregate, self.scale)
                 for task, head in self.heads.items()}
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -445,17 +471,42 @@ class FLIPClassifier:
         return self.classify_embeddings(self.encode_images(pixel_values))
 
     def classify_files(self, paths: Sequence[str | os.PathLike], batch_size: int = 64,
-                       num_workers: int | None = None, prefetch_factor: int = 4) -> Iterator[FileBatch]:
+                       num_workers: int | None = None, prefetch_factor: int = 4, faces=None) -> Iterator[FileBatch]:
         """Classify image files in batches, decoding in `num_workers` DataLoader workers (default:
         all cores but one, at most 8) while the model runs. Unreadable files land in `failed`;
-        results come back on the CPU, one transfer per batch."""
-        loader = image_file_loader(paths, self.processor, batch_size, num_workers, prefetch_factor,
-                                   pin_memory=next(self.model.parameters()).is_cuda)
+        results come back on the CPU, one transfer per batch. `faces`: a `flip.faces.FaceStage`
+        (or its mode, "auto" | "all" | "largest" | "none"), for one row per face of each photo."""
+        pin = next(self.model.parameters()).is_cuda
+        if faces is not None:
+            yield from self._classify_faces(paths, batch_size, num_workers, faces, pin)
+            return
+        loader = image_file_loader(paths, self.processor, batch_size, num_workers, prefetch_factor, pin_memory=pin)
         for batch in loader:
             done = [str(paths[i]) for i in batch["index"]]
             failed = [(str(paths[i]), why) for i, why in batch["failed"]]
             results = {} if not done else self.classify_embeddings(self.encode_images(batch["pixels"]), to_cpu=True)
             yield FileBatch(done, results, failed)
+
+    def _classify_faces(self, paths, batch_size, num_workers, faces, pin) -> Iterator[FileBatch]:
+        from .faces.stage import face_batches
+
+        for batch in face_batches(paths, self.processor, faces, batch_size, num_workers, pin):
+            results = {} if batch.pixels is None else \
+                self.classify_embeddings(self.encode_images(batch.pixels), to_cpu=True)
+            yield FileBatch(batch.paths, results, batch.failed, batch.faces, batch.no_face)
+
+    def classify_photos(self, images: Sequence[str | os.PathLike] | str | os.PathLike, faces="auto",
+                        k: int | None = 3, batch_size: int = 16, num_workers: int | None = 0) -> list[dict[str, Any]]:
+        """One record per face of each photo (`FileBatch.records`), as `flip classify --json` writes
+        them; unreadable files raise. `faces`: a `flip.faces.FaceStage` or its mode."""
+        if isinstance(images, (str, os.PathLike)):
+            images = [images]
+        out = []
+        for batch in self.classify_files(list(images), batch_size, num_workers, faces=faces):
+            if batch.failed:
+                raise ValueError(f"{batch.failed[0][0]}: {batch.failed[0][1]}")
+            out += batch.records(k)
+        return out
 
 
 def _bounds(sizes: list[int]) -> list[tuple[int, int]]:

@@ -45,14 +45,20 @@ def test_json_lines_carry_prediction_scores_and_ordered_descriptors(checkpoint, 
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["path"] for r in rows] == [str(images / n) for n in ("a.png", "b.jpg", "sub/c.png")]
     for row in rows:
-        assert set(row) == {"path", "emotion", "hat"}
+        assert set(row) == {"path", "face", "box", "detector_score", "whole_image", "emotion", "hat", "model"}
+        # noise has no face: the whole image is answered, and the record and stderr say so
+        assert row["face"] is None and row["whole_image"] and row["detector_score"] is None
+        assert row["box"] == [0, 0, 40, 48] and row["model"] == checkpoint
+        assert f"{row['path']}: no face found; answered on the whole image" in err
         for task in ("emotion", "hat"):
             answer = row[task]
             assert answer["prediction"] == max(answer["scores"], key=answer["scores"].get)
+            assert answer["prediction"] == max(answer["probabilities"], key=answer["probabilities"].get)
+            assert sum(answer["probabilities"].values()) == pytest.approx(1.0)
             sims = [d["similarity"] for d in answer["descriptors"]]
             assert len(sims) == 3 and sims == sorted(sims, reverse=True)
     assert set(rows[0]["hat"]["scores"]) == {"true", "false"}
-    assert f"skipped {images / 'broken.png'}" in err and "classified 3 image(s)" in err and "skipped 1" in err
+    assert f"skipped {images / 'broken.png'}" in err and "classified 3 face(s) in 3 image(s)" in err and "skipped 1" in err
 
     # The same answers as the Python API, and the second run reads the text side from the disk cache.
     from flip.hub import load
@@ -73,17 +79,19 @@ def test_json_lines_carry_prediction_scores_and_ordered_descriptors(checkpoint, 
 
 def test_table_csv_explain_baseline_and_plot(checkpoint, images, capsys, tmp_path):
     rc, out, _ = run(capsys, images / "a.png", "--model", checkpoint, "--task", "age_group", "--explain", "2",
-                     "--workers", "0")
+                     "--workers", "0", "--faces", "none")
     lines = out.splitlines()
-    assert rc == 0 and lines[0].split() == ["image", "task", "prediction", "score", "runner-up"]
-    assert lines[1].split()[0].endswith("faces/a.png") and lines[1].split()[1] == "age_group"  # long paths: "…" + tail
+    assert rc == 0 and lines[0].split() == ["image", "face", "task", "prediction", "score", "prob", "runner-up"]
+    assert lines[1].split()[0].endswith("faces/a.png")  # long paths: "…" + tail
+    assert lines[1].split()[1:3] == ["whole", "age_group"]
     assert len(lines) == 4 and all(line.strip().startswith("+ ") for line in lines[2:])
 
     rc, out, _ = run(capsys, images / "a.png", images / "b.jpg", "--model", checkpoint, "--task", "eyewear",
-                     "--csv", "--explain", "--baseline", "--workers", "0")
+                     "--csv", "--explain", "--baseline", "--workers", "0", "--faces", "none")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rc == 0 and [r["path"] for r in rows] == [str(images / "a.png"), str(images / "b.jpg")]
-    assert rows[0]["eyewear"] in ("none", "eyeglasses", "sunglasses")
+    assert rows[0]["eyewear"] in ("none", "eyeglasses", "sunglasses") and rows[0]["whole_image"] == "True"
+    assert rows[0]["model"] == checkpoint and 0 < float(rows[0]["eyewear.probability"]) <= 1
     # The baseline's "descriptors" are the class phrases themselves.
     assert rows[0]["eyewear.descriptors"].split("; ")[0].startswith("a person")
 
@@ -102,7 +110,7 @@ def test_bad_input_is_reported_clearly(checkpoint, images, capsys, tmp_path):
     rc, _, err = run(capsys, tmp_path / "empty", "--model", checkpoint, "--task", "emotion")
     assert rc == 2 and "a folder with no images" in err
     rc, _, err = run(capsys, images / "broken.png", "--model", checkpoint, "--task", "emotion", "--workers", "0")
-    assert rc == 1 and "not an image" in err and "classified 0 image(s)" in err
+    assert rc == 1 and "not an image" in err and "in 0 image(s)" in err
     rc, _, err = run(capsys, images / "a.png", tmp_path / "missing.png", "--model", checkpoint, "--task", "hat",
                      "--json", "--workers", "0")
     assert rc == 0 and f"skipped {tmp_path / 'missing.png'}: no such file" in err and "skipped 1" in err

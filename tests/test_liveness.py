@@ -216,8 +216,11 @@ def test_liveness_command_calibrates_on_dev_and_writes_json(checkpoint, images, 
     expected, failed = calibrate(LivenessClassifier(model, processor), load_records(dev, check_images=False),
                                  num_workers=0)
     assert [name.split("/")[-1] for name, _ in failed] == ["broken.png"]
-    assert all(line["threshold"] == pytest.approx(expected) for line in lines)
-    assert all(line["decision"] == ("live" if line["live_score"] >= expected else "attack") for line in lines)
+    # 40 px squares are face crops for a 32 px model: taken whole under --faces auto, one record each
+    assert all(line["face"] == 0 and line["whole_image"] and line["model"] == checkpoint for line in lines)
+    live = [line["liveness"] for line in lines]
+    assert all(x["threshold"] == pytest.approx(expected) for x in live)
+    assert all(x["decision"] == ("live" if x["live_score"] >= expected else "attack") for x in live)
     assert "skipped (dev)" in err and "broken.png" in err and "skipped 1" in err
 
 

@@ -45,18 +45,18 @@ def test_registered():
 
 def test_json_names_each_given_face_once(checkpoint, scene, capsys, tmp_path):
     path, record = scene
-    drawn = tmp_path / "named.png"
     rc = main([str(path), "--caption", record.caption, "--boxes", boxes_arg(record), "--model", checkpoint,
-               "--json", "--threshold", "-1", "--draw", str(drawn)])
-    out = json.loads(capsys.readouterr().out)
-    assert rc == 0 and out["path"] == str(path)
-    assert [f["box"] for f in out["faces"]] == [f["box"] for f in record.faces]
-    named = [f["name"] for f in out["faces"] if f["name"] is not None]
+               "--json", "--threshold", "-1", "--draw", str(tmp_path / "drawn")])
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # one line per face
+    assert rc == 0 and all(f["path"] == str(path) and f["model"] == checkpoint for f in out)
+    assert [f["face"] for f in out] == list(range(len(record.faces)))
+    assert [f["box"] for f in out] == [f["box"] for f in record.faces]
+    named = [f["naming"]["name"] for f in out if f["naming"]["name"] is not None]
     # threshold -1: every face is named while names last, each name at most once
     assert len(named) == min(len(record.faces), len(record.names)) and len(set(named)) == len(named)
     assert set(named) <= set(record.names)
-    assert all(-1 <= f["score"] <= 1 for f in out["faces"])
-    assert Image.open(drawn).size == (96, 96)
+    assert all(-1 <= f["naming"]["score"] <= 1 and f["detector_score"] == 1 for f in out)
+    assert Image.open(tmp_path / "drawn" / "scene.faces.png").size == (96, 96)
 
 
 def test_high_threshold_names_nobody_and_text_output(checkpoint, scene, capsys):
@@ -71,14 +71,18 @@ def test_names_given_explicitly(checkpoint, scene, capsys):
     path, record = scene
     rc = main([str(path), "--caption", "no names here", "--names", "Ana Silva", "--boxes", boxes_arg(record),
                "--model", checkpoint, "--json", "--threshold", "-1"])
-    faces = json.loads(capsys.readouterr().out)["faces"]
+    faces = [json.loads(line)["naming"] for line in capsys.readouterr().out.splitlines()]
     assert rc == 0 and [f["name"] for f in faces].count("Ana Silva") == 1
 
 
 def test_detector_path_runs(checkpoint, scene, capsys):
     path, record = scene
-    rc = main([str(path), "--caption", record.caption, "--detector", "haar", "--model", checkpoint, "--json"])
-    assert rc == 0 and isinstance(json.loads(capsys.readouterr().out)["faces"], list)
+    rc = main([str(path), "--caption", record.caption, "--detector", "haar", "--model", checkpoint, "--json",
+               "--min-face-size", "8"])
+    out, err = capsys.readouterr()
+    faces = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0 and (faces or "no faces found" in err)
+    assert all(0 <= f["box"][0] < f["box"][2] <= 96 and 0 <= f["box"][1] < f["box"][3] <= 96 for f in faces)
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -85,7 +85,7 @@ def test_heads_trained_on_dlib_faces_name_faces_with_dlib(checkpoint, tmp_path, 
     capsys.readouterr()
     rc = name_faces([str(image), "--caption", "Ana Silva and Kofi Mensah.", "--boxes", "10,20,40,60;50,20,80,60",
                      "--model", checkpoint, "--heads", str(out / "heads.pt"), "--json"])
-    faces = json.loads(capsys.readouterr().out)["faces"]
+    faces = [json.loads(line)["naming"] for line in capsys.readouterr().out.splitlines()]
     assert rc == 0 and len(faces) == 2 and {f["name"] for f in faces} <= {"Ana Silva", "Kofi Mensah", None}
     with pytest.raises(ValueError, match="without heads"):
         FaceNamer(*load(checkpoint), face_embedder=DlibFaceEmbedder())

@@ -131,7 +131,7 @@ def test_command_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     rc = name_faces([str(image), "--caption", "Ana Silva and Kofi Mensah.", "--boxes", "2,2,20,20;24,2,46,20",
                      "--model", str(model_dir), "--heads", str(out / "heads.pt"), "--json"])
-    faces = json.loads(capsys.readouterr().out)["faces"]
+    faces = [json.loads(line)["naming"] for line in capsys.readouterr().out.splitlines()]
     assert rc == 0 and len(faces) == 2
     assert {f["name"] for f in faces} <= {"Ana Silva", "Kofi Mensah", None}
     other = save_heads(SECLAHeads(SECLAConfig(face_dim=7, name_dim=7, dim=4, hidden=4)), tmp_path / "other.pt")

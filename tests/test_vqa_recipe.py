@@ -196,7 +196,8 @@ def test_flip_ask_answers_and_names_a_bad_image(runs, synth, tmp_path, capsys):
     image = next((synth / "test").glob("*.png"))
     assert main(["ask", str(image), "Is this person wearing a hat?", "--model", str(run / "adapter"), "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
-    assert row["question"] == "Is this person wearing a hat?" and isinstance(row["answer"], str)
+    assert row["ask"]["question"] == "Is this person wearing a hat?" and isinstance(row["ask"]["answer"], str)
+    assert row["face"] == 0 and row["whole_image"] and row["model"] == str(run / "adapter")
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 truncated")
     assert main(["ask", str(bad), "What emotion?", "--model", str(run / "adapter")]) == 2

@@ -1,13 +1,17 @@
-"""`flip ask`: ask a (LoRA fine-tuned) vision-language model a question about a face.
+"""`flip ask`: ask a (LoRA fine-tuned) vision-language model a question about each face of a photo.
 
-    flip ask face.png "What emotion does this face show?"                  # runs/vqa-lora/adapter
-    flip ask face.png "Is this person wearing a hat?" --model runs/vqa-lora/merged
-    flip ask a.png b.png -q "What colour is this person's hair?" --json
+    flip ask face.png "What emotion does this face show?" --model runs/vqa-lora/adapter
+    flip ask group.jpg "Is this person wearing a hat?" --faces all --json --model MODEL
+    flip ask a.png b.png -q "What colour is this person's hair?" --model MODEL
 
---model is a LoRA adapter folder from `flip vqa-train` (its base model is loaded
-first: the one the adapter names, or --base), a merged model, or any PaliGemma / LLaVA /
-Idefics3 / SmolVLM checkpoint. Answers are greedy and short. An unreadable image or an
-unsupported model is one error line naming it.
+Without --model, an embedded `vqa-toy-synth` answers where the install ships one
+(flip/assets/vqa-toy-synth: the toy LLaVA-style base with its LoRA merged in, trained on the
+synthetic world alone); otherwise the command says to pass --model. --model is a LoRA adapter
+folder (its base model is loaded first: the one the adapter names, or --base), a merged model, or
+any PaliGemma / LLaVA / Idefics3 / SmolVLM checkpoint. Photos go through the face stage
+(`--faces`, default auto) and each face is asked; JSON Lines records are {"path", "face", "box",
+"detector_score", "whole_image", "ask": {"question", "answer"}, "model"}. Answers are greedy and
+short. An unreadable image or an unsupported model is one error line naming it.
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-DEFAULT_MODEL = "runs/vqa-lora/adapter"
+from flip.cli._faces import REAL_VLMS, PhotoNotes, add_face_arguments, face_stage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,14 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="\n".join(__doc__.splitlines()[2:]), allow_abbrev=False)
     p.add_argument("inputs", nargs="+", metavar="IMAGE [QUESTION]",
                    help="image file(s); the last argument is the question unless -q is given")
-    p.add_argument("-q", "--question", default=None, help="the question (asked of every image)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"adapter folder, model folder or Hub id (default: {DEFAULT_MODEL})")
+    p.add_argument("-q", "--question", default=None, help="the question (asked of every face)")
+    p.add_argument("--model", default=None, help="adapter folder, model folder or Hub id (default: the embedded "
+                   "vqa-toy-synth)")
     p.add_argument("--base", default=None, help="base model under an adapter (default: the one it names)")
     p.add_argument("--template", default=None, help="prompt template with {question} (default: the saved one)")
     p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--json", action="store_true", help="JSON Lines: image, question, answer")
+    p.add_argument("--json", action="store_true", help="JSON Lines, one object per face")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
+    add_face_arguments(p, draw=False)
     return p
+
+
+def _fail(message: str) -> int:
+    print(f"flip ask: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,27 +57,39 @@ def main(argv: list[str] | None = None) -> int:
         question = inputs.pop()
     if not question.strip():
         parser.error("the question is empty")
-    model_path = Path(args.model)
-    if args.model == DEFAULT_MODEL and not model_path.exists():
-        print(f"flip ask: no model at {DEFAULT_MODEL}; train one with `flip vqa-train --config "
-              "finetune/configs/vqa_lora_toy.yaml` or pass --model", file=sys.stderr)
-        return 2
-    from flip.processor import load_image
-    from flip.vqa.model import load_vqa
+    from flip.vqa.model import EMBEDDED_VQA, embedded_vqa_path, load_vqa
+
+    name = args.model or EMBEDDED_VQA
+    model_path = args.model or embedded_vqa_path()
+    if model_path is None:
+        return _fail(f"this install has no embedded {EMBEDDED_VQA} model; pass --model: a LoRA adapter folder, "
+                     "a merged model, or a PaliGemma / LLaVA / Idefics3 / SmolVLM checkpoint (`flip vqa-train --config "
+                     "YOUR.yaml` trains an adapter)")
+    from flip.vqa.prompting import QAExample
 
     try:
-        images = [load_image(path) for path in inputs]
-        vqa = load_vqa(args.model, base=args.base, template=args.template, device=args.device,
+        stage = face_stage(args)
+        vqa = load_vqa(model_path, base=args.base, template=args.template, device=args.device,
                        max_new_tokens=args.max_new_tokens)
-        from flip.vqa.prompting import QAExample
-
-        answers = vqa.answer([QAExample(image, question) for image in images])
-    except (ValueError, FileNotFoundError, TypeError) as err:
-        print(f"flip ask: {err}", file=sys.stderr)
-        return 2
-    for path, answer in zip(inputs, answers):
+        size = int(getattr(getattr(vqa.model.config, "vision_config", None), "image_size", 224) or 224)
+        notes = PhotoNotes("ask", name, size, REAL_VLMS)
+        rows, crops = [], []
+        for path in inputs:
+            faces, images = stage.crops(path, size)
+            notes.faces(faces)
+            if not faces or faces[0].index is None:
+                notes.no_face(path, whole=bool(faces))
+            rows += [{"path": path, **face.record()} for face in faces]
+            crops += images
+        answers = vqa.answer([QAExample(image, question) for image in crops])
+    except (ValueError, FileNotFoundError, TypeError, ImportError, OSError) as err:
+        return _fail(str(err))
+    for row, answer in zip(rows, answers):
         if args.json:
-            print(json.dumps({"image": path, "question": question, "answer": answer}))
+            print(json.dumps({**row, "ask": {"question": question, "answer": answer}, "model": name}))
+        elif len(rows) == 1:
+            print(answer)
         else:
-            print(answer if len(inputs) == 1 else f"{path}\t{answer}")
-    return 0
+            face = "" if row["whole_image"] else f"#{row['face']}"
+            print(f"{row['path']}{face}\t{answer}")
+    return 0 if rows else 1

@@ -4,11 +4,17 @@
     flip classify a.jpg b.png --task hat --baseline --json > answers.jsonl
     flip classify --list-tasks
 
-Prints a table by default (one row per image and task: prediction, its score, the runner-up);
-`--json` writes JSON Lines, one object per image: {"path": ..., "<task>": {"prediction",
-"scores", "descriptors"}}; `--csv` writes one row per image. Unreadable files are reported by
-path and skipped; the summary on stderr counts them. The text side is cached on disk
-(`$FLIP_CACHE`, default ~/.cache/flip/text) so a second run embeds no text.
+Every photo goes through the face stage (`--faces`, default auto: a face crop the size of the
+model input is taken whole, faces are detected in anything else) and gets one answer per face.
+Prints a table by default (faces grouped by image; one row per face and task: prediction, its
+score, its probability, the runner-up); `--json` writes JSON Lines, one object per face:
+{"path", "face", "box": [x0, y0, x1, y1], "detector_score", "whole_image", "<task>":
+{"prediction", "scores", "probabilities", "descriptors"}, "model"}; `--csv` one row per face.
+Scores are mean cosine similarities between the face and the class's descriptor sentences (they
+may be negative; only their order matters); probabilities are the softmax of the scores times the
+model's learned logit scale, as CLIP reads its logits. Unreadable files are reported by path and
+skipped; the summary on stderr counts them. The text side is cached on disk (`$FLIP_CACHE`,
+default ~/.cache/flip/text) so a second run embeds no text.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ import csv
 import json
 import sys
 from pathlib import Path
+
+from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, one_line,
+                             per_image)
 
 #: File extensions collected from a directory (explicit file arguments are always tried).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -51,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk text cache")
+    add_face_arguments(p)
     return p
 
 
@@ -76,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     if len({p.task for p in prompt_sets}) != len(prompt_sets):
         return _fail(f"--task names a task twice: {names}")
 
+    try:
+        stage = face_stage(args)
+    except ValueError as err:
+        return _fail(str(err))
     paths, problems = collect_images(args.inputs)
     if not paths:
         return _fail("; ".join(problems) if problems else "no images given")
@@ -96,21 +110,31 @@ def main(argv: list[str] | None = None) -> int:
                          aggregate=args.aggregate, cache=cache)
 
     k = args.explain if args.explain is not None else 3
+    name = model_name(args.model)
+    notes = PhotoNotes("classify", name, processor.settings.image_size)
     stream = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
     writer = _make_writer(args, stream, clf, paths, k)
-    done, skipped, kept = 0, [], []
+    done, faces_done, skipped, kept = 0, 0, [], []
     bar = tqdm(total=len(paths), unit="img", desc="classify", disable=None, file=sys.stderr)
     try:
-        for batch in clf.classify_files(paths, batch_size=args.batch_size, num_workers=args.workers):
+        for batch in clf.classify_files(paths, batch_size=args.batch_size, num_workers=args.workers, faces=stage):
             for path, why in batch.failed:
                 skipped.append(path)
                 bar.write(f"skipped {path}: {why}", file=sys.stderr)
-            for i, path in enumerate(batch.paths):
-                writer(path, {task: res.record(i, k) for task, res in batch.results.items()})
+            records = batch.records(k)
+            for path, rows in per_image(notes, batch.paths, batch.faces, batch.no_face):
+                for i in rows:
+                    writer({**records[i], "model": name}, first=i == rows[0])
+                if args.draw:
+                    draw_image(args.draw, path, [batch.faces[i] for i in rows],
+                               [_label(records[i], clf.tasks) for i in rows])
             if args.plot and sum(len(b[0]) for b in kept) < 8 and batch.paths:
-                kept.append((batch.paths, batch.results))
-            done += len(batch.paths)
-            bar.update(len(batch.paths) + len(batch.failed))
+                kept.append(([_row_name(r) for r in records], batch.results))
+            done += len(set(batch.paths))
+            faces_done += len(batch.paths)
+            bar.update(len(set(batch.paths)) + len(batch.failed) + len(batch.no_face))
+    except (ImportError, OSError) as err:
+        return _fail(one_line(err))
     finally:
         bar.close()
         if stream is not sys.stdout:
@@ -126,9 +150,26 @@ def main(argv: list[str] | None = None) -> int:
     for line in missing:
         print(line, file=sys.stderr)
     method = "baseline (class names in templates)" if args.baseline else f"by description ({args.aggregate})"
-    print(f"classified {done} image(s) {method} for {', '.join(clf.tasks)}; "
+    print(f"classified {faces_done} face(s) in {done} image(s) {method} for {', '.join(clf.tasks)}; "
           f"skipped {len(skipped) + len(problems)} unreadable or missing", file=sys.stderr)
+    if args.draw and done:
+        print(f"drew {done} image(s) into {args.draw}", file=sys.stderr)
     return 0 if done else 1
+
+
+def _row_name(record: dict) -> str:
+    """A row's name in figures: the path, and its face when detected."""
+    return record["path"] if record["face"] is None or record["whole_image"] else f"{record['path']}#{record['face']}"
+
+
+def _label(record: dict, tasks: list[str]) -> str:
+    """A face's label in --draw pictures: one line per task, its prediction and probability."""
+    lines = []
+    for t in tasks:
+        a = record[t]
+        p = a.get("probabilities", a["scores"])[a["prediction"]]
+        lines.append(f"{a['prediction']} {p:.2f}" if len(tasks) == 1 else f"{t}: {a['prediction']} {p:.2f}")
+    return "\n".join(lines)
 
 
 # -- inputs -----------------------------------------------------------------------------------------
@@ -181,45 +222,58 @@ def _fail(message: str) -> int:
 
 # -- output -----------------------------------------------------------------------------------------
 def _make_writer(args, stream, clf, paths: list[str], k: int):
+    """A function writing one face's record (`first`: the first face of its image)."""
     tasks = clf.tasks
     if args.json:
-        def write_json(path, answers):
-            stream.write(json.dumps({"path": path, **answers}, ensure_ascii=False) + "\n")
+        def write_json(record, first):
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
             stream.flush()
         return write_json
     if args.csv:
         out = csv.writer(stream)
-        header = ["path"]
+        header = ["path", "face", "box", "detector_score", "whole_image"]
         for t in tasks:
-            header += [t, f"{t}.score"] + ([f"{t}.descriptors"] if args.explain is not None else [])
-        out.writerow(header)
+            header += [t, f"{t}.score", f"{t}.probability"] + ([f"{t}.descriptors"] if args.explain is not None else [])
+        out.writerow(header + ["model"])
 
-        def write_csv(path, answers):
-            row = [path]
+        def write_csv(record, first):
+            row = [record["path"], "" if record["face"] is None else record["face"],
+                   " ".join(f"{v:.1f}" for v in record["box"]),
+                   "" if record["detector_score"] is None else record["detector_score"], record["whole_image"]]
             for t in tasks:
-                a = answers[t]
-                row += [a["prediction"], f"{a['scores'][a['prediction']]:.4f}"]
+                a = record[t]
+                probs = a.get("probabilities")
+                row += [a["prediction"], f"{a['scores'][a['prediction']]:.4f}",
+                        "" if probs is None else f"{probs[a['prediction']]:.4f}"]
                 if args.explain is not None:
                     row.append("; ".join(d["text"] for d in a["descriptors"]))
-            out.writerow(row)
+            out.writerow(row + [record["model"]])
         return write_csv
 
     name_width = min(48, max(len("image"), *(len(p) for p in paths)))
     task_width = max(len("task"), *(len(t) for t in tasks))
     class_width = max(len("prediction"), *(len(c) for t in tasks for c in clf.heads[t].classes))
-    stream.write(f"{'image':<{name_width}}  {'task':<{task_width}}  {'prediction':<{class_width}}  score   runner-up\n")
+    face_width = 22  # "12 1234,1234,1234,1234"
+    stream.write(f"{'image':<{name_width}}  {'face':<{face_width}}  {'task':<{task_width}}  "
+                 f"{'prediction':<{class_width}}  score   prob   runner-up\n")
 
-    def write_table(path, answers):
+    def write_table(record, first):
+        path = record["path"]
         shown = path if len(path) <= name_width else "…" + path[-(name_width - 1):]
+        face = face_cell(record)
         for j, t in enumerate(tasks):
-            a = answers[t]
+            a = record[t]
             ranked = sorted(a["scores"].items(), key=lambda kv: -kv[1])
             runner = f"{ranked[1][0]} ({ranked[1][1]:.3f})" if len(ranked) > 1 else ""
-            label = shown if j == 0 else ""
-            stream.write(f"{label:<{name_width}}  {t:<{task_width}}  {a['prediction']:<{class_width}}  "
-                         f"{ranked[0][1]:.3f}  {runner}\n")
+            probs = a.get("probabilities")
+            prob = f"{probs[a['prediction']]:.3f}" if probs is not None else "  -  "
+            label = shown if j == 0 and first else ""
+            face_label = face if j == 0 else ""
+            stream.write(f"{label:<{name_width}}  {face_label:<{face_width}}  {t:<{task_width}}  "
+                         f"{a['prediction']:<{class_width}}  {ranked[0][1]:.3f}  {prob}  {runner}\n")
             if args.explain is not None:
                 for d in a["descriptors"]:
-                    stream.write(f"{'':<{name_width + task_width + 4}}  + {d['text']} ({d['similarity']:.3f})\n")
+                    stream.write(f"{'':<{name_width + face_width + task_width + 6}}  + {d['text']} "
+                                 f"({d['similarity']:.3f})\n")
         stream.flush()
     return write_table

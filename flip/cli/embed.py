@@ -1,22 +1,34 @@
 """`flip embed`: embed images and texts with any model flip.load accepts.
 
     flip embed --model flip-tiny --image face.png --text "a smiling man with a beard"
+    flip embed --image group.jpg --faces all --json > faces.jsonl
 
-Prints the image-text cosine similarity table; `--out FILE.npz` saves the embeddings.
+Images go through the face stage (`--faces`, default auto: a face crop the size of the model input
+is taken whole, faces are detected in anything else), one embedding per face. Prints the face-text
+cosine similarity table (one row per face); `--json` writes JSON Lines, one object per face
+{"path", "face", "box", "detector_score", "whole_image", "embedding", "similarities", "model"};
+`--out FILE.npz` saves the embeddings ("image" (F, D) with "path", "face" and "box" per row, "text").
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from flip.cli._faces import PhotoNotes, add_face_arguments, face_stage, model_name
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flip embed", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="flip embed", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--model", default=None, help="model name, Hub id, directory or file (default: the embedded model)")
     parser.add_argument("--image", nargs="*", default=[], help="image files")
     parser.add_argument("--text", nargs="*", default=[], help="texts")
+    parser.add_argument("--json", action="store_true", help="write JSON Lines, one object per face")
     parser.add_argument("--out", default=None, help="save embeddings to this .npz file")
+    add_face_arguments(parser, draw=False)
     args = parser.parse_args(argv)
     if not args.image and not args.text:
         parser.error("give at least one --image or --text")
@@ -26,21 +38,49 @@ def main(argv: list[str] | None = None) -> int:
 
     from flip.hub import load
 
-    model, processor = load(args.model)
+    try:
+        stage = face_stage(args)
+        model, processor = load(args.model)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"flip embed: {err}", file=sys.stderr)
+        return 2
+    name = model_name(args.model)
+    notes = PhotoNotes("embed", name, processor.settings.image_size)
+    rows, pixels = [], []
+    for path in args.image:
+        try:
+            faces, px = stage.pixels(path, processor)
+        except (FileNotFoundError, ValueError, ImportError) as err:
+            print(f"flip embed: {err}", file=sys.stderr)
+            return 2
+        notes.faces(faces)
+        if not faces or faces[0].index is None:
+            notes.no_face(path, whole=bool(faces))
+        rows += [{"path": path, **face.record()} for face in faces]
+        if px is not None:
+            pixels.append(px)
     with torch.inference_mode():
-        img = model.encode_image(processor.images(args.image)) if args.image else None
+        img = model.encode_image(processor.normalize(torch.cat(pixels))) if pixels else None
         txt = model.encode_text(processor.texts(args.text)) if args.text else None
-    if img is not None and txt is not None:
-        sims = (img @ txt.t()).tolist()
-        width = max(len(p) for p in args.image)
-        for path, row in zip(args.image, sims):
-            print(f"{path:<{width}}  " + "  ".join(f"{s:+.3f}" for s in row))
+    sims = (img @ txt.t()).tolist() if img is not None and txt is not None else None
+    if args.json:
+        for i, row in enumerate(rows):
+            extra = {"similarities": dict(zip(args.text, sims[i]))} if sims is not None else {}
+            print(json.dumps({**row, "embedding": img[i].tolist(), **extra, "model": name}))
+    elif sims is not None:
+        labels = [r["path"] if r["whole_image"] else f"{r['path']}#{r['face']}" for r in rows]
+        width = max(len(label) for label in labels)
+        for label, row in zip(labels, sims):
+            print(f"{label:<{width}}  " + "  ".join(f"{s:+.3f}" for s in row))
         print("columns: " + " | ".join(args.text))
     else:
         emb = img if img is not None else txt
         print(f"{emb.shape[0]} embeddings of dimension {emb.shape[1]}", file=sys.stderr)
     if args.out:
         arrays = {k: v.numpy() for k, v in (("image", img), ("text", txt)) if v is not None}
+        if rows:
+            arrays.update(path=np.array([r["path"] for r in rows]), box=np.array([r["box"] for r in rows]),
+                          face=np.array([-1 if r["face"] is None else r["face"] for r in rows]))
         np.savez(args.out, **arrays)
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}", file=sys.stderr if args.json else sys.stdout)
     return 0

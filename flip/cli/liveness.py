@@ -13,6 +13,11 @@ threshold is live. Unreadable images are reported by path and skipped.
 The decision rule: the live score is live against the best attack category,
 p_live / (p_live + p_best_attack) from the per-category probabilities, so at the default threshold
 0.5 an image is live exactly when "live" scores above every attack category.
+
+Photos go through the face stage (`--faces`, default auto) and get one answer per face; JSON Lines
+records are {"path", "face", "box", "detector_score", "whole_image", "liveness": {"decision",
+"live_score", "attack", "threshold", "scores"}, "model"}, the table groups faces by image, and
+`--draw DIR` writes each photo with its boxes and decisions.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, one_line,
+                             per_image)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_face_arguments(p)
     return p
 
 
@@ -60,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--target-bpcer needs --calibrate DEV_DIR")
     from flip.cli.classify import collect_images
 
+    try:
+        stage = face_stage(args)
+    except ValueError as err:
+        return _fail(str(err))
     paths, problems = collect_images(args.inputs)
     for line in problems:
         print(f"skipped {line}", file=sys.stderr)
@@ -95,20 +108,40 @@ def main(argv: list[str] | None = None) -> int:
         how = f"BPCER <= {args.target_bpcer}" if args.target_bpcer is not None else "the EER"
         print(f"threshold {threshold:.4f}, chosen on {args.calibrate} at {how}", file=sys.stderr)
 
-    done, skipped = 0, len(problems)
+    name = model_name(args.model)
+    notes = PhotoNotes("liveness", name, processor.settings.image_size)
+    done, faces_done, skipped = 0, 0, len(problems)
     if not args.json:
-        print(f"{'path':<40}  {'decision':<8}  {'live':>6}  attack")
-    for batch in clf.score_files(paths, batch_size=args.batch_size, num_workers=args.workers):
-        for path, why in batch.failed:
-            skipped += 1
-            print(f"skipped {path}: {why}", file=sys.stderr)
-        for i, path in enumerate(batch.paths):
-            rec = batch.result.record(i, threshold)
-            if args.json:
-                print(json.dumps({"path": path, **rec}))
-            else:
-                print(f"{path:<40}  {rec['decision']:<8}  {rec['live_score']:6.3f}  {rec['attack']}")
-        done += len(batch.paths)
-    print(f"scored {done} image(s) at threshold {threshold:.4f}; skipped {skipped} unreadable or missing",
-          file=sys.stderr)
+        print(f"{'path':<40}  {'face':<22}  {'decision':<8}  {'live':>6}  attack")
+    try:
+        for batch in clf.score_files(paths, batch_size=args.batch_size, num_workers=args.workers, faces=stage):
+            for path, why in batch.failed:
+                skipped += 1
+                print(f"skipped {path}: {why}", file=sys.stderr)
+            records = batch.records(threshold)
+            for path, rows in per_image(notes, batch.paths, batch.faces, batch.no_face):
+                for i in rows:
+                    rec = {**records[i], "model": name}
+                    if args.json:
+                        print(json.dumps(rec))
+                    else:
+                        live = rec["liveness"]
+                        shown = path if i == rows[0] else ""
+                        print(f"{shown:<40}  {face_cell(rec):<22}  {live['decision']:<8}  {live['live_score']:6.3f}  "
+                              f"{live['attack']}")
+                if args.draw:
+                    draw_image(args.draw, path, [batch.faces[i] for i in rows],
+                               [_label(records[i]["liveness"]) for i in rows])
+            done += len(set(batch.paths))
+            faces_done += len(batch.paths)
+    except (ImportError, OSError) as err:
+        return _fail(one_line(err))
+    print(f"scored {faces_done} face(s) in {done} image(s) at threshold {threshold:.4f}; "
+          f"skipped {skipped} unreadable or missing", file=sys.stderr)
     return 0 if done else 1
+
+
+def _label(live: dict) -> str:
+    """A face's label in --draw pictures: the decision, the live score, the likeliest attack."""
+    text = f"{live['decision']} {live['live_score']:.2f}"
+    return text if live["decision"] == "live" else f"{text}\n{live['attack']}"

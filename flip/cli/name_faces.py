@@ -1,13 +1,16 @@
 """`flip name-faces IMAGE --caption "..."`: label each face of a photo with a name from its caption.
 
     flip name-faces group.jpg --caption "Ana Silva and Kofi Mensah at the summit in Lima."
-    flip name-faces scene.png --caption "..." --boxes "10,40,50,90;70,40,110,90" --json --draw named.png
+    flip name-faces scene.png --caption "..." --boxes "10,40,50,90;70,40,110,90" --json --draw drawn/
 
-Faces come from `--boxes` or a detector (MTCNN by default, Haar with `--detector haar`); names
+Faces come from `--boxes` or flip's face stage (`flip.faces`: MTCNN by default, Haar with
+`--detector haar`; `--min-face-size`, `--max-faces`), boxes clipped to the image; names
 from the caption by flip's rules (or `--names`, or a token-classification `--ner-model`). Without
 `--heads` the names are assigned by the untrained baseline (FLIP face-crop vs name-text cosine);
 with a `flip name-faces-train` checkpoint, by the learned SECLA heads and NONAME, faces embedded
 the way the heads were trained (FLIP's image tower, or dlib's descriptor for `--faces dlib` heads).
+`--json` writes JSON Lines, one object per face: {"path", "face", "box", "detector_score",
+"naming": {"name", "score"}, "model"}; `--draw DIR` writes DIR/<name>.faces.png.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from flip.cli._faces import PhotoNotes, add_face_arguments, draw_image, face_stage, model_name
 
 
 def parse_boxes(text: str) -> list[list[float]]:
@@ -43,28 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", help="SECLA heads checkpoint from `flip name-faces-train` (default: untrained baseline)")
     p.add_argument("--threshold", type=float, default=0.0, help="lowest similarity that names a face (default: 0)")
     p.add_argument("--margin", type=float, default=0.0, help="grow each face box by this fraction before embedding")
-    p.add_argument("--json", action="store_true", help="print one JSON object {path, faces: [{box, name, score}]}")
-    p.add_argument("--draw", help="write the image with boxes and names drawn to this path")
+    p.add_argument("--json", action="store_true", help="JSON Lines, one object per face")
+    add_face_arguments(p, modes=False)
     return p
-
-
-def draw(image, faces, path: str) -> None:
-    from PIL import ImageDraw
-
-    canvas = image.copy()
-    pen = ImageDraw.Draw(canvas)
-    for face in faces:
-        colour = (40, 200, 60) if face.name else (220, 60, 40)
-        pen.rectangle(face.box, outline=colour, width=max(1, canvas.width // 200))
-        pen.text((face.box[0] + 2, face.box[3] + 2), face.name or "(no name)", fill=colour)
-    canvas.save(path)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from flip.hub import load
-        from flip.naming.detect import build_detector
         from flip.naming.names import ModelNameExtractor, RuleNameExtractor
         from flip.naming.pipeline import FaceNamer, load_heads
         from flip.processor import load_image
@@ -75,21 +67,33 @@ def main(argv: list[str] | None = None) -> int:
         extractor = ModelNameExtractor(args.ner_model) if args.ner_model else RuleNameExtractor()
         heads = load_heads(args.heads) if args.heads else None
         model, processor = load(args.model)
-        namer = FaceNamer(model, processor, None if boxes is not None else build_detector(args.detector),
+        namer = FaceNamer(model, processor, None if boxes is not None else face_stage(args),
                           extractor, heads=heads, threshold=args.threshold, margin=args.margin)
         faces = namer(image, args.caption, boxes=boxes, names=names)
-        if args.draw:
-            draw(image, faces, args.draw)
-    except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
+        if args.draw and faces:
+            from flip.faces.stage import Face
+
+            drawn = [Face(i, tuple(f.box)) for i, f in enumerate(faces)]
+            where = draw_image(args.draw, args.image, drawn, [f.name or "(no name)" for f in faces])
+            print(f"drew {where}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, TypeError, ImportError, OSError) as err:
         print(f"flip name-faces: {err}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps({"path": args.image, "faces": [f.to_dict() for f in faces]}))
-    else:
-        if not faces:
-            print(f"{args.image}: no faces found")
-        for face in faces:
+    name = model_name(args.model)
+    if boxes is None:
+        from flip.faces.stage import Face
+
+        PhotoNotes("name-faces", name, processor.settings.image_size).faces([Face(i, tuple(f.box)) for i, f in
+                                                                            enumerate(faces)])
+    if not faces:
+        print(f"{args.image}: no faces found", file=sys.stderr if args.json else sys.stdout)
+    for i, face in enumerate(faces):
+        if args.json:
+            d = face.to_dict()
+            print(json.dumps({"path": args.image, "face": i, "box": d["box"], "detector_score": d["detector_score"],
+                              "naming": {"name": d["name"], "score": d["score"]}, "model": name}))
+        else:
             box = ", ".join(f"{v:.0f}" for v in face.box)
             score = "" if face.score is None else f"  {face.score:.3f}"
-            print(f"[{box}]  {face.name or '(no name)'}{score}")
+            print(f"{i}  [{box}]  {face.name or '(no name)'}{score}")
     return 0

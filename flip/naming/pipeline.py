@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from flip.naming.align import assign_names
-from flip.naming.detect import Box, FaceDetector, GivenBoxes
+from flip.faces.detect import Box, FaceDetector, GivenBoxes
 from flip.naming.embed import FaceEmbedder, FlipFaceEmbedder, build_face_embedder, embed_names
 from flip.naming.names import RuleNameExtractor
 from flip.naming.secla import SECLAConfig, SECLAHeads
@@ -34,15 +34,18 @@ HEADS_FORMAT = "flip-secla-heads"
 
 @dataclass
 class NamedFace:
-    """One face of the image: its box, its name (None = no name) and the similarity behind it."""
+    """One face of the image: its box, its name (None = no name), the similarity behind it and the
+    detector's confidence in the box (1 for given boxes)."""
 
     box: list[float]
     name: str | None
     score: float | None
+    detector_score: float | None = None
 
     def to_dict(self) -> dict:
         return {"box": [round(v, 2) for v in self.box], "name": self.name,
-                "score": None if self.score is None else round(self.score, 4)}
+                "score": None if self.score is None else round(self.score, 4),
+                "detector_score": None if self.detector_score is None else round(self.detector_score, 4)}
 
 
 def load_heads(path: str | os.PathLike) -> SECLAHeads:
@@ -93,7 +96,7 @@ class FaceNamer:
             return []
         scores, threshold = self.scores(image, found, names)
         labels = assign_names(scores, threshold)
-        return [NamedFace(box.xyxy, None if lab.name is None else names[lab.name], lab.score)
+        return [NamedFace(box.xyxy, None if lab.name is None else names[lab.name], lab.score, box.score)
                 for box, lab in zip(found, labels)]
 
     def scores(self, image, boxes: list[Box], names: list[str]):

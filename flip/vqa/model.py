@@ -24,6 +24,14 @@ import torch
 from flip.vqa.prompting import PromptFormat, QAExample, model_family
 
 VQA_CONFIG = "vqa_config.json"
+#: The embedded toy VQA model's name (flip/assets/vqa-toy-synth: the toy base with its LoRA merged in).
+EMBEDDED_VQA = "vqa-toy-synth"
+
+
+def embedded_vqa_path() -> Path | None:
+    """The folder of the embedded toy VQA model, or None when this install has none."""
+    path = Path(__file__).resolve().parent.parent / "assets" / EMBEDDED_VQA
+    return path if (path / "config.json").is_file() else None
 
 
 @dataclass
@@ -67,6 +75,8 @@ def load_vqa(path: str | os.PathLike, *, base: str | None = None, template: str 
     """
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    if str(path) == EMBEDDED_VQA and not Path(path).exists():
+        path = embedded_vqa_path() or path
     path = Path(path)
     settings = json.loads((path / VQA_CONFIG).read_text()) if (path / VQA_CONFIG).is_file() else {}
     adapter = (path / "adapter_config.json").is_file()
