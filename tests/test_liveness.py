@@ -299,25 +299,27 @@ def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(ch
         "towers": {"vision": "train", "text": "lock"}, "optim": {"warmup_steps": 0},
         "run": {"max_steps": 1, "progress": False, "save_every": 0, "precision": "fp32"}}))
     out = tmp_path / "report"
-    assert main(["--model", checkpoint, "--data", str(data), "--unseen", "3d_mask", "--finetune-config", str(config),
+    assert main(["--model", checkpoint, "--data", str(data), "--unseen", "face_swap", "--finetune-config", str(config),
                  "--out", str(out), "--workers", "0", "--batch-size", "16"]) == 0
     report = json.loads((out / "liveness.json").read_text())
     rows = {r["category"]: r for r in report["rows"]}
-    assert set(rows) == {"live", "3d_mask", "paper_mask", "dark_environment"}  # the test split's categories
-    assert rows["3d_mask"]["seen"] is False and rows["paper_mask"]["seen"] is True and rows["live"]["metric"] == "BPCER"
+    _, test_labels = load_examples(data, "test")
+    assert set(rows) == set(test_labels) and "face_swap" in rows  # the test split's categories
+    seen = sorted(set(rows) - {"live", "face_swap"})
+    assert rows["face_swap"]["seen"] is False and rows[seen[0]]["seen"] is True and rows["live"]["metric"] == "BPCER"
     assert set(report["summary"]) == {"zeroshot", "probe", "finetuned"}
     assert report["summary"]["zeroshot"]["auc_unseen"] is not None
 
     # the zero-shot column equals flip.attack_metrics on independently computed scores, threshold from dev
     model, processor = load(checkpoint)
     clf = LivenessClassifier(model, processor)
-    dev_images, dev_labels = load_examples(data, "val", exclude=["3d_mask"])
+    dev_images, dev_labels = load_examples(data, "val", exclude=["face_swap"])
     test_images, test_labels = load_examples(data, "test")
     t = calibrate_threshold(clf.score(dev_images).live_score.tolist(), dev_labels)
     expected = pad_report(clf.score(test_images).live_score.tolist(), test_labels, t)
     zs = report["summary"]["zeroshot"]
     assert zs["threshold"] == pytest.approx(t, abs=1e-6) and zs["acer"] == pytest.approx(expected.acer)
-    assert rows["3d_mask"]["zeroshot"] == pytest.approx(expected.apcer["3d_mask"])
+    assert rows["face_swap"]["zeroshot"] == pytest.approx(expected.apcer["face_swap"])
     assert rows["live"]["zeroshot"] == pytest.approx(expected.bpcer)
     assert "| **acer** |" in (out / "liveness.md").read_text()
 

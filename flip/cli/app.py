@@ -144,7 +144,8 @@ class FlipApp:
     def name_faces(self, upload, caption: str, boxes: str):
         """-> (the image drawn with boxes and names, markdown list of faces)."""
         try:
-            from flip.cli.name_faces import draw, parse_boxes
+            from flip.cli.name_faces import parse_boxes
+            from flip.faces.draw import draw_faces
             from flip.naming.detect import build_detector
             from flip.naming.pipeline import FaceNamer
 
@@ -154,12 +155,7 @@ class FlipApp:
             given = parse_boxes(boxes) if (boxes or "").strip() else None
             namer = FaceNamer(self.model, self.processor, None if given is not None else build_detector(self.detector))
             faces = namer(image, caption, boxes=given)
-            drawn = self.workdir / f"named_{os.getpid()}.png"
-            draw(image, faces, str(drawn))
-            from PIL import Image
-
-            with Image.open(drawn) as im:
-                out = im.copy()
+            out = draw_faces(image, [f.box for f in faces], [f.name or "(no name)" for f in faces])
         except Exception as err:
             return None, self._error(err)
         if not faces:
