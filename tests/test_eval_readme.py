@@ -104,3 +104,15 @@ def test_vqa_rows_summarise_methods_and_trained_fraction():
     assert "| vqa | LoRA fine-tuned VLM | 35.0% |" in text and "| vqa | base VLM | 0.0% |" in text
     assert "| vqa | parameters LoRA trains | 900 (1.00% of 90,000) |" in text
     assert "rows/" not in text
+
+
+def test_the_readme_results_section_is_what_the_committed_results_json_renders(monkeypatch):
+    """Every published figure is tied to the committed report/results.json (and it to a commit)."""
+    monkeypatch.chdir(REPO)
+    results = json.loads((REPO / "report" / "results.json").read_text())
+    assert results.get("commit"), "results.json records no git commit"
+    assert main(["--results", "report/results.json", "--readme", "README.md", "--check"]) == 0
+    readme = (REPO / "README.md").read_text()
+    start, end = MARKERS
+    section = readme[readme.index(start) + len(start):readme.index(end)].strip("\n")
+    assert section == render_results(results, "report/results.json").strip("\n")
