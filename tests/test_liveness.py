@@ -331,6 +331,7 @@ def test_eval_task_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys):
     _write_antispoof(tmp_path / "spoof" / "val", 2, {"face_swap": 2})  # only live once face_swap is held out
     _write_antispoof(tmp_path / "spoof" / "test", 2, {"face_swap": 2})
     args = ["--model", checkpoint, "--data", str(data.parent), "--dataset", "antispoof", "--methods", "zeroshot",
+            "--unseen", "face_swap",
             "--out", str(tmp_path / "out"), "--workers", "0"]
     assert main(args) == 2
     assert "only live" in capsys.readouterr().err

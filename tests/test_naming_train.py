@@ -117,7 +117,7 @@ def test_command_end_to_end(tmp_path, capsys):
     torch.manual_seed(0)
     model_dir = save(FLIPModel(tiny_config()).eval(),
                      FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=16), tmp_path / "tiny")
-    write_synthetic(SynthConfig(kind="scenes", n=12, size=48, seed=0, split_fractions={"train": 1}),
+    write_synthetic(SynthConfig(kind="scenes", n=12, size=48, seed=2, split_fractions={"train": 1}),
                     tmp_path / "scenes", progress=False, workers=1)
     config = tmp_path / "naming.yaml"
     config.write_text("method: secla-b\nsteps: 6\nstage1_steps: 2\nbatch_size: 4\nheads: {dim: 8, hidden: 8}\n")
