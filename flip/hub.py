@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ._files import fsync_dir
 from .config import PRESETS, FLIPConfig, preset_config
 from .convert._common import describe_keys
 from .download import download
@@ -206,7 +207,8 @@ def load_minilm_weights(model: FLIPModel) -> None:
         )
 
 
-def save_embedded(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.PathLike) -> Path:
+def save_embedded(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.PathLike, *,
+                  overwrite: bool = False) -> Path:
     """Save as flip's embedded default: fp16 safetensors, and a text tower that still equals
     all-MiniLM-L6-v2 (a locked tower) stored by reference to the installed package, not copied."""
     reference = minilm_state_dict()
@@ -223,7 +225,51 @@ def save_embedded(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.
         if not k.startswith("text_model.")
     }
     external = json.dumps({"text_model.": MINILM_PACKAGE}, indent=2) + "\n"
-    return save(model, processor, out_dir, extra_files={EXTERNAL_WEIGHTS_FILE: external}, state_dict=state)
+    return save(model, processor, out_dir, extra_files={EXTERNAL_WEIGHTS_FILE: external}, state_dict=state,
+                overwrite=overwrite)
+
+
+#: Names a flip checkpoint folder may hold that flip itself wrote (a model card, weights, the
+#: processor's and tokenizer's files): replacing a checkpoint removes these and keeps anything else.
+FLIP_FILES = frozenset({
+    "config.json", "model.safetensors", "model.safetensors.index.json", "generation_config.json",
+    "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "added_tokens.json", "README.md",
+    EXTERNAL_WEIGHTS_FILE,
+})
+
+
+def is_flip_checkpoint(path: str | os.PathLike) -> bool:
+    """A folder that `save` wrote: its config.json says model_type "flip"."""
+    try:
+        data = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("model_type") == FLIPConfig.model_type
+
+
+def check_destination(out_dir: str | os.PathLike, overwrite: bool = False, flag: str = "overwrite=True") -> Path:
+    """Refuse a destination that would lose a user's files: a file, or a non-empty folder that is not a
+    flip checkpoint (unless `overwrite`; even then only the names flip writes are replaced). `flag` is
+    how the caller's user says overwrite (`--overwrite` on the command line)."""
+    out_dir = Path(out_dir)
+    if out_dir.is_file() or (out_dir.exists() and not out_dir.is_dir()):
+        raise FileExistsError(f"{out_dir}: is a file, not a folder (choose another destination)")
+    if out_dir.is_dir() and not overwrite and not is_flip_checkpoint(out_dir) and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir}: a folder with files that are not a flip checkpoint "
+                              f"(choose an empty or new folder, or pass {flag} to write the checkpoint's files "
+                              "into it, keeping the others)")
+    return out_dir
+
+
+def _chmod_tree(folder: Path) -> None:
+    """Give the files a normal mode (umask), as `open` would: mkdtemp and some writers make them private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for file in folder.iterdir():
+        if file.is_file():
+            file.chmod(0o666 & ~umask)
 
 
 def save(
@@ -231,30 +277,40 @@ def save(
     processor: FLIPProcessor,
     out_dir: str | os.PathLike,
     extra_files: dict[str, str] | None = None,
+    *,
+    overwrite: bool = False,
     **save_kwargs,
 ) -> Path:
     """Write model (safetensors), processor and `extra_files` ({name: text}, e.g. a model card) to
     `out_dir` atomically: a temporary folder beside it is filled, then renamed, so an interrupted
-    save never leaves a half-written checkpoint. `save_kwargs` go to `save_pretrained`."""
-    out_dir = Path(out_dir)
+    save never leaves a half-written checkpoint. `save_kwargs` go to `save_pretrained`.
+
+    An existing flip checkpoint at `out_dir` is replaced, keeping any file flip did not write; a file,
+    or a non-empty folder that is not a checkpoint, is refused (`overwrite=True`: write into the folder,
+    keeping the files whose names flip does not use)."""
+    out_dir = check_destination(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the checkpoint gets a normal folder's mode
     try:
         model.save_pretrained(tmp, **save_kwargs)
         processor.save_pretrained(tmp)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
+        _chmod_tree(tmp)
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            ours = {p.name for p in tmp.iterdir()}
+            if is_flip_checkpoint(out_dir):
+                ours |= FLIP_FILES | {p.name for p in out_dir.glob("model-*-of-*.safetensors")}
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
             out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            tmp.rename(out_dir)  # the swap: from here on out_dir is the new checkpoint
+            for entry in old.iterdir():  # the user's files come along; only what flip wrote is removed
+                if entry.name not in ours:
+                    entry.rename(out_dir / entry.name)
+            shutil.rmtree(old)
         else:
             tmp.rename(out_dir)
+        fsync_dir(out_dir.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
