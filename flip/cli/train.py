@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="a YAML file with any of the sections model, data, loss, optim, towers, run")
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                         help="continue from a checkpoint (default: the last one in run.output_dir)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in a run.output_dir that holds a previous run (its run files are removed)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     return parser
 
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.resume is not None:
         overrides += ["--run.resume", args.resume]
+    if args.overwrite:
+        overrides += ["--run.overwrite", "true"]
     try:
         config = load_config(args.config, overrides)
     except (ValueError, FileNotFoundError) as err:
