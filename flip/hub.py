@@ -58,11 +58,32 @@ def load(
     `device` and `dtype` move the model after loading (fp16 checkpoints are cast to float32 on
     the CPU unless `dtype` says otherwise).
     """
+    device = check_device(device)  # before the (slow) load
     model, processor = _resolve(DEFAULT_MODEL if name_or_path is None else str(name_or_path), revision)
     if dtype is None and (device is None or torch.device(device).type == "cpu"):
         dtype = torch.float32
     model = model.to(device=device, dtype=dtype).eval()
     return model, processor
+
+
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """`device` as a torch.device, or a ValueError naming it when torch does not know it or this machine
+    lacks it (`cuda` without CUDA)."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {str(device)!r}: not a device torch knows (cpu, cuda, cuda:N, mps)") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine (use cpu)")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s), numbered from 0")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r}: MPS is not available on this machine (use cpu)")
+    return dev
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, **kwargs) -> FLIPModel:

@@ -96,3 +96,107 @@ def test_cli_convert_refuses_a_file_destination(checkpoint, tmp_path, capsys):
     assert cli_main(["convert", checkpoint, str(file)]) == 2
     _one_error_line(capsys, "flip convert:", "out.bin", "is a file")
     assert file.read_bytes() == b"data"
+
+
+# -- outputs written through a temporary file ----------------------------------------------------
+@pytest.fixture
+def faces(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i, name in enumerate(("a.png", "b.png")):
+        Image.new("RGB", (40, 48), (60 * i, 120, 90)).save(folder / name)
+    (folder / "bad.png").write_bytes(b"\x89PNG not really")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLIP_CACHE", str(tmp_path / "cache"))
+
+
+def test_classify_out_is_left_as_it_was_when_no_image_is_read(checkpoint, faces, tmp_path, capsys):
+    out = tmp_path / "answers.jsonl"
+    out.write_text("yesterday's answers\n")
+    rc = cli_main(["classify", str(faces / "bad.png"), "--model", checkpoint, "--task", "hat", "--json",
+                   "--out", str(out), "--workers", "0"])
+    assert rc == 1 and out.read_text() == "yesterday's answers\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl", "cache", "faces"]  # no temp file left
+
+
+def test_classify_partial_failure_exits_1_unless_skip_bad(checkpoint, faces, tmp_path, capsys):
+    out = tmp_path / "answers.jsonl"
+    argv = ["classify", str(faces), "--model", checkpoint, "--task", "hat", "--json", "--out", str(out),
+            "--workers", "0"]
+    assert cli_main(argv) == 1
+    assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == [str(faces / "a.png"),
+                                                                                  str(faces / "b.png")]
+    assert "bad.png" in capsys.readouterr().err
+    assert cli_main([*argv, "--skip-bad"]) == 0
+
+
+def test_embed_finishes_the_good_images_when_one_is_bad(checkpoint, faces, tmp_path, capsys):
+    import numpy as np
+
+    out = tmp_path / "emb"
+    rc = cli_main(["embed", "--model", checkpoint, "--image", str(faces / "a.png"), str(faces / "bad.png"),
+                   str(faces / "b.png"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in captured.err and f"skipped {faces / 'bad.png'}" in captured.err
+    assert f"wrote {out}.npz" in captured.out  # the file that was written, with its suffix
+    arrays = np.load(f"{out}.npz")
+    assert arrays["image"].shape == (2, 16)
+    assert list(arrays["image_paths"]) == [str(faces / "a.png"), str(faces / "b.png")]
+    assert cli_main(["embed", "--model", checkpoint, "--image", str(faces / "a.png"), str(faces / "bad.png"),
+                     "--skip-bad"]) == 0
+
+
+def test_an_unwritable_text_cache_does_not_stop_classification(checkpoint, faces, tmp_path, monkeypatch, capsys,
+                                                               caplog):
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("FLIP_CACHE", str(blocker))
+    rc = cli_main(["classify", str(faces / "a.png"), "--model", checkpoint, "--task", "hat", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "Traceback" not in err and "cache-is-a-file/text: not writable" in caplog.text
+    assert blocker.read_text() == "not a folder"
+
+
+# -- the one-line error contract ------------------------------------------------------------------
+@pytest.mark.parametrize("argv, words", [
+    (["classify", "{face}", "--device", "tpu"], ["flip classify:", "'tpu'"]),
+    (["embed", "--image", "{face}", "--devise", "cpu"], ["flip embed:", "--devise"]),
+    (["classify", "{face}", "--device", "cuda:7"], ["flip classify:", "'cuda:7'"]),
+    (["liveness", "{face}", "--device", "cuda"], ["flip liveness:", "'cuda'"]),
+    (["classify", "{face}", "--workers", "-1"], ["--workers", "-1"]),
+    (["classify", "{face}", "--task", ""], ["flip classify:", "--task"]),
+    (["classify", "{face}", "--explain", "-2"], ["--explain", "-2"]),
+    (["liveness", "{face}", "--threshold", "nan"], ["--threshold", "nan"]),
+    (["liveness", "{face}", "--threshold", "5"], ["--threshold", "5"]),
+    (["classify", "{face}", "--out", "{folder}"], ["flip classify:", "--out", "is a folder"]),
+    (["classify", "{face}", "--out", "{face}/x.jsonl"], ["flip classify:", "--out", "is a file"]),
+])
+def test_user_errors_are_one_line_and_exit_2(checkpoint, faces, tmp_path, capsys, argv, words):
+    if words is not None and "'cuda" in words[-1] and torch.cuda.is_available() and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has the device")
+    argv = [a.format(face=faces / "a.png", folder=faces) for a in argv]
+    if argv[0] in ("classify", "liveness"):
+        argv += ["--model", checkpoint]
+    try:
+        rc = cli_main(argv)
+    except SystemExit as stop:  # argparse's errors
+        rc = stop.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    if words is not None:
+        assert len(err.splitlines()) == 1, err
+        for word in words:
+            assert word in err, (word, err)
+
+
+def test_flip_debug_shows_the_traceback(checkpoint, faces, monkeypatch):
+    monkeypatch.setenv("FLIP_DEBUG", "1")
+    with pytest.raises(ValueError, match="tpu"):
+        cli_main(["classify", str(faces / "a.png"), "--model", checkpoint, "--device", "tpu"])

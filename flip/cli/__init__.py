@@ -6,13 +6,15 @@ calls the library. Commands are imported only when run, so `flip --help` stays f
 The error contract, kept here once for every command: a user error (bad input, a missing or
 unwritable file, a missing optional package: the library raises ValueError, OSError or ImportError
 with a message naming the file, field or argument) prints one line `flip <command>: <message>` and
-exits 2; a command that finished but skipped unreadable inputs exits 1 (`--skip-bad`: 0); argparse's
-own usage errors exit 2. Anything else is a bug and keeps its traceback; `FLIP_DEBUG=1` shows the
+exits 2, and so does a bad argument (argparse's message, also on one line); a command that finished
+but skipped unreadable inputs exits 1 (`--skip-bad`: 0). Anything else is a bug and keeps its traceback; `FLIP_DEBUG=1` shows the
 traceback of every error.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import importlib
 import os
 import re
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         sleep_idle_openmp_threads()
     module = importlib.import_module(f"flip.cli.{COMMANDS[name][0]}")
     try:
-        return module.main(rest) or 0
+        with _one_line_usage_errors():
+            return module.main(rest) or 0
     except USER_ERRORS as err:
         if os.environ.get("FLIP_DEBUG") == "1":
             raise
@@ -82,6 +85,22 @@ def main(argv: list[str] | None = None) -> int:
 
 #: What a user's input or machine can cause (the library's messages name the file, field or argument).
 USER_ERRORS = (ValueError, OSError, ImportError)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors():
+    """argparse's usage errors as one line too (`flip classify: argument --workers: ...`), exit 2."""
+    def error(parser: argparse.ArgumentParser, message: str):
+        if os.environ.get("FLIP_DEBUG") == "1":
+            parser.print_usage(sys.stderr)
+        parser.exit(2, f"{parser.prog}: {' '.join(message.split())} (`{parser.prog} --help` lists the options)\n")
+
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = error
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original
 
 
 def error_line(command: str, err: BaseException) -> str:

@@ -40,11 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides += ["--run.resume", args.resume]
     if args.overwrite:
         overrides += ["--run.overwrite", "true"]
-    try:
-        config = load_config(args.config, overrides)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"flip train: {err}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, overrides)  # a bad config: one line from flip.cli.main, exit 2
     if args.print_config:
         import yaml
 
@@ -57,9 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as err:
         print(f"flip train: {err}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as err:
-        print(f"flip train: {err}", file=sys.stderr)
-        return 2
     if result.status == "interrupted" and result.checkpoint is not None:  # the first process saved it
         print(f"flip train: stopped by SIGTERM at step {result.step}; checkpoint {result.checkpoint}. "
               f"Continue with: flip train --config {config.run.output_dir}/config.yaml --resume", file=sys.stderr)

@@ -6,10 +6,11 @@ Design choices:
 - Contents: the objective's state (model, momentum encoders, queue), optimiser, scheduler, the data
   position (epoch, batch within the epoch, sampler seed), the global step, the RNG states of every
   process (python, numpy, torch CPU and CUDA), and the resolved config for reference.
-- A run owns its output folder: a new run refuses a folder that is not empty (`run.resume` continues
-  it, `run.overwrite` starts over, removing only the run's own files), and a resume truncates
-  metrics.jsonl to what had been written when its checkpoint was saved and removes the temporary
-  files of a write that was killed, so a killed and resumed run reads like one that never stopped.
+- A run owns its files in its output folder: a new run refuses a folder holding another run's
+  (`run.resume` continues it, `run.overwrite` starts over, removing only those files), and a resume
+  truncates metrics.jsonl to what had been written when its checkpoint was saved and removes the
+  temporary files of a write that was killed, so a killed and resumed run reads like one that never
+  stopped.
 - Everything is stored as tensors, numbers, strings, lists and dicts (numpy's RNG state is converted),
   so checkpoints load with `torch.load(weights_only=True)`: reading one never runs code.
 """
@@ -49,8 +50,8 @@ def find_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | Non
 def claim_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool = False) -> Path | None:
     """Check that a run may write into `output_dir`; returns the checkpoint to resume from, if any.
 
-    A new run refuses a folder that holds anything (`overwrite` removes the files a run writes there,
-    keeping the rest); `resume` must find a checkpoint. Errors name the field and the way out."""
+    A new run refuses a folder that holds a run's files (`overwrite` removes them, keeping the rest);
+    `resume` must find a checkpoint. Errors name the field and the way out."""
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise FileExistsError(f"run.output_dir {output_dir}: is a file, not a folder (choose another run.output_dir)")
@@ -60,12 +61,11 @@ def claim_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrit
             raise FileNotFoundError(f"run.resume: nothing to resume in {output_dir} (no {LAST}; "
                                     "start a new run without --resume)")
         return path
-    entries = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
-    if entries and not overwrite:
-        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
-        raise FileExistsError(f"run.output_dir {output_dir}: not empty ({shown}; continue that run with --resume, "
-                              "start over with --overwrite, or choose another run.output_dir)")
-    if entries:
+    found = [name for name in (*RUN_FILES, "final") if (output_dir / name).exists()]
+    if found and not overwrite:
+        raise FileExistsError(f"run.output_dir {output_dir}: holds a previous run ({', '.join(found)}; continue it "
+                              "with --resume, start over with --overwrite, or choose another run.output_dir)")
+    if found:
         remove_run_files(output_dir)
     return None
 
