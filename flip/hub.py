@@ -59,11 +59,21 @@ def load(
     the CPU unless `dtype` says otherwise).
     """
     device = check_device(device)  # before the (slow) load
-    model, processor = _resolve(DEFAULT_MODEL if name_or_path is None else str(name_or_path), revision)
+    name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
+    model, processor = _resolve(name, revision)
+    check_finite(model, name)
     if dtype is None and (device is None or torch.device(device).type == "cpu"):
         dtype = torch.float32
     model = model.to(device=device, dtype=dtype).eval()
     return model, processor
+
+
+def check_finite(model: torch.nn.Module, source: str) -> None:
+    """Refuse weights holding NaN or infinity: they would give NaN scores that still pick a "prediction"."""
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"{source}: weights hold NaN or infinite values ({describe_keys(bad)}); the checkpoint "
+                         "is damaged or came from a diverged run")
 
 
 def check_device(device: str | torch.device | None) -> torch.device | None:
@@ -126,20 +136,26 @@ def _with_processor(model: FLIPModel, settings: dict) -> tuple[FLIPModel, FLIPPr
 def _transformers_quiet():
     from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def read_config_json(path: Path) -> dict:
     file = path / "config.json"
     try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a JSON object of config fields, got a {type(data).__name__}")
+    return data
 
 
 def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
@@ -162,10 +178,24 @@ def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
 
 
 def _load_flip_dir(path: Path) -> FLIPModel:
+    from safetensors import SafetensorError
+
     external = path / EXTERNAL_WEIGHTS_FILE
-    # weights stored by reference are "missing" by design: keep transformers from warning about them
-    with _transformers_quiet() if external.is_file() else contextlib.nullcontext():
-        model, info = FLIPModel.from_pretrained(path, output_loading_info=True)
+    try:
+        config = FLIPConfig.from_pretrained(path)
+    except (TypeError, ValueError, AttributeError, KeyError) as err:
+        reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path / 'config.json'}: not a valid flip config ({reason})") from None
+    if not any((path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
+        raise FileNotFoundError(f"{path}: a flip config.json but no weights (model.safetensors) beside it")
+    # our own report below replaces transformers' table of missing or mis-shaped weights
+    try:
+        with _transformers_quiet():
+            model, info = FLIPModel.from_pretrained(path, config=config, output_loading_info=True,
+                                                    ignore_mismatched_sizes=True)
+    except (SafetensorError, OSError, RuntimeError, TypeError) as err:
+        raise ValueError(f"{path}: cannot read its weights, truncated or corrupt? ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:300]})") from None
     if external.is_file():
         prefixes = json.loads(external.read_text())
         for prefix, package in prefixes.items():
@@ -173,6 +203,8 @@ def _load_flip_dir(path: Path) -> FLIPModel:
                 raise ValueError(f"{external}: unknown source {package!r} for {prefix!r} (known: {MINILM_PACKAGE})")
             load_minilm_weights(model)
         info["missing_keys"] = [k for k in info["missing_keys"] if not k.startswith(tuple(prefixes))]
+    info["mismatched_keys"] = [f"{k[0]} {tuple(k[1])} != {tuple(k[2])}" if isinstance(k, tuple) and len(k) == 3 else k
+                               for k in info.get("mismatched_keys") or []]
     problems = [
         f"{kind.replace('_', ' ')}: {describe_keys(map(str, info[kind]))}"
         for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")

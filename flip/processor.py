@@ -69,7 +69,9 @@ class ProcessorSettings:
     image_size: int = 224  # side of the square model input, in pixels
     image_mean: tuple[float, float, float] = CLIP_MEAN  # per RGB channel, on [0, 1] values
     image_std: tuple[float, float, float] = CLIP_STD
-    resize_mode: str = "shortest"  # "shortest": shorter side to image_size, then center crop; "squash": no crop
+    resize_mode: str = "shortest"  # "shortest": shorter side to resize_size, then center crop; "squash": no crop
+    resize_size: int | None = None  # "shortest": the shorter side before the crop (None: image_size); CLIP
+    # processors whose size.shortest_edge exceeds crop_size (e.g. 256 then 224) resize, then crop
     resample: str = "bicubic"  # PIL filter: one of RESAMPLE
     resize_backend: str = "torch"  # "torch" (fast; bilinear/bicubic only, else PIL) or "pil" (bit-exact with
     # open_clip); they differ by 1-2 levels of 255 on photographs
@@ -97,6 +99,9 @@ class ProcessorSettings:
             setattr(self, name, value)
         if min(self.image_std) <= 0:
             raise ValueError(f"ProcessorSettings.image_std must be positive, got {self.image_std}")
+        if self.resize_size is not None and (not _is_int(self.resize_size) or self.resize_size < self.image_size):
+            raise ValueError(f"ProcessorSettings.resize_size must be None or an integer >= image_size "
+                             f"({self.image_size}), got {self.resize_size!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"ProcessorSettings.resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
         if self.resample not in RESAMPLE:
@@ -124,6 +129,8 @@ class ProcessorSettings:
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
+        if out["resize_size"] is None:  # saved only when used, so folders stay readable by older flips
+            del out["resize_size"]
         out["image_mean"], out["image_std"] = list(self.image_mean), list(self.image_std)
         return out
 
@@ -213,15 +220,17 @@ class FLIPProcessor:
         return out
 
     def _resize(self, image) -> torch.Tensor:
-        """An RGB PIL image -> uint8 (3, S, S): resized as the settings say, center-cropped if "shortest"."""
+        """An RGB PIL image -> uint8 (3, S, S): resized as the settings say, center-cropped if "shortest"
+        (the shorter side to `resize_size`, default S, then the central S x S)."""
         size, resample = self.settings.image_size, self.settings.resample
+        short = self.settings.resize_size or size
         width, height = image.size
         if self.settings.resize_mode == "squash":
             new_size = (size, size)
         elif width <= height:  # torchvision's arithmetic (open_clip's transform): the longer side is truncated
-            new_size = (size, int(size * height / width))
+            new_size = (short, int(short * height / width))
         else:
-            new_size = (int(size * width / height), size)
+            new_size = (int(short * width / height), short)
         if new_size != image.size and (self.settings.resize_backend == "pil" or resample not in TORCH_RESAMPLE):
             from PIL import Image
 

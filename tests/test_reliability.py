@@ -200,3 +200,72 @@ def test_flip_debug_shows_the_traceback(checkpoint, faces, monkeypatch):
     monkeypatch.setenv("FLIP_DEBUG", "1")
     with pytest.raises(ValueError, match="tpu"):
         cli_main(["classify", str(faces / "a.png"), "--model", checkpoint, "--device", "tpu"])
+
+
+# -- conversions that would be silently wrong --------------------------------------------------------
+@pytest.mark.parametrize("quick_gelu", [False, True])
+def test_an_open_clip_state_dict_file_without_openai_marks_is_refused_with_the_way_out(tmp_path, quick_gelu):
+    """GELU and QuickGELU towers (and any head width) have the same tensors: a plain file cannot say
+    which it is, and converting it as QuickGELU with 64-wide heads gave wrong embeddings silently."""
+    from test_convert import _assert_open_clip_parity, _open_clip_model
+
+    source = _open_clip_model(quick_gelu=quick_gelu, width=128, head_width=64, seed=4)
+    file = tmp_path / "laion-tiny.pt"
+    torch.save({"state_dict": source.state_dict()}, file)
+    with pytest.raises(ValueError, match=r"laion-tiny\.pt: .*GELU.*open_clip:<architecture>/"):
+        flip.load(file)
+    # named by its architecture, it converts exactly
+    import open_clip
+
+    arch = f"flip-test-w128{'-quickgelu' if quick_gelu else ''}"
+    cfg = dict(embed_dim=16, quick_gelu=quick_gelu,
+               vision_cfg=dict(layers=2, width=128, head_width=64, image_size=32, patch_size=8),
+               text_cfg=dict(context_length=12, vocab_size=100, width=128, heads=2, layers=2))
+    (tmp_path / f"{arch}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / f"{arch}.json")
+    model, _ = flip.load(f"open_clip:{arch}/{file}")
+    _assert_open_clip_parity(source, model)
+
+
+def test_clip_processor_with_a_larger_shortest_edge_resizes_then_crops(tmp_path):
+    """CLIP processors with size.shortest_edge > crop_size (e.g. 256 then 224) resize first, then crop
+    the centre; resizing straight to the crop size gave other pixels (embeddings off by 0.05-0.1)."""
+    import numpy as np
+    from PIL import Image
+    from test_convert import _save_hf_clip
+    from transformers import CLIPImageProcessor
+
+    _save_hf_clip(tmp_path)
+    CLIPImageProcessor(size={"shortest_edge": 48}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    _, processor = flip.load(tmp_path)
+    assert processor.settings.resize_size == 48 and processor.settings.image_size == 32
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (60, 96, 3), dtype=np.uint8))
+    expected = CLIPImageProcessor.from_pretrained(tmp_path)(images=[image], return_tensors="pt")["pixel_values"]
+    actual = processor.images([image])
+    assert actual.shape == expected.shape == (1, 3, 32, 32)
+    # the same crop of the same resize: within a resampling level (not a differently framed picture)
+    assert (actual - expected).abs().mean() < 0.05, (actual - expected).abs().mean()
+    assert "resize_size" in processor.settings.to_dict()
+    from flip.processor import ProcessorSettings
+
+    assert "resize_size" not in ProcessorSettings().to_dict()  # saved only when used
+    with pytest.raises(ValueError, match="resize_size"):
+        ProcessorSettings(image_size=32, resize_size=16)
+
+
+def test_a_huge_prompt_file_or_descriptor_is_refused(tmp_path, checkpoint, capsys):
+    from flip.prompts import MAX_DESCRIPTOR_CHARS, load_prompts
+
+    long = tmp_path / "long.json"
+    long.write_text(json.dumps({"a": ["x" * (MAX_DESCRIPTOR_CHARS + 1)], "b": ["short"]}))
+    with pytest.raises(ValueError, match=r"long\.json.*descriptor 0 is 1001 characters long"):
+        load_prompts(long)
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({"a": ["y" * 5_000_000], "b": ["short"]}))
+    face = tmp_path / "face.png"
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(face)
+    assert cli_main(["classify", str(face), "--model", checkpoint, "--task", str(huge), "--workers", "0"]) == 2
+    _one_error_line(capsys, "flip classify:", "huge.json", "too large")
