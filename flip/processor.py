@@ -18,7 +18,10 @@ Design choices:
 - Texts for CLIP tokenizers are cleaned as open_clip cleans them (`flip.tokenization.clean_clip_text`)
   and padded with id 0 as open_clip pads, so `texts(..., padding="max_length")` equals
   `open_clip.tokenize`. Truncation always keeps the end-of-text token. Special-token strings inside a
-  text ("[SEP]", "<|endoftext|>") are tokenized as plain text.
+  text ("[SEP]", "<|endoftext|>") are tokenized as plain text. This holds for a transformers CLIP
+  directory's own tokenizer too, by choice: OpenAI's CLIP (and the checkpoints converted from it) was
+  trained on text cleaned this way, while `CLIPProcessor` skips the cleaning, so the two give other ids
+  for HTML entities ("&amp;"), Turkish/Greek capitals and a literal "<|endoftext|>".
 - Speed: PIL decodes; torch resizes (`resize_backend="torch"`: its antialiased uint8 kernels, a port of
   Pillow's, faster than Pillow and close to it on photographs: the README gives the figures; `"pil"` is
   bit-exact with open_clip and transformers' slow processors). `pixels` stops at uint8, which is what

@@ -269,3 +269,4 @@ def test_a_huge_prompt_file_or_descriptor_is_refused(tmp_path, checkpoint, capsy
     Image.new("RGB", (32, 32)).save(face)
     assert cli_main(["classify", str(face), "--model", checkpoint, "--task", str(huge), "--workers", "0"]) == 2
     _one_error_line(capsys, "flip classify:", "huge.json", "too large")
+
