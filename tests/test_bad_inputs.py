@@ -1,36 +1,19 @@
-"""The bad-input matrix: every image command on a table of hostile inputs, and the model commands on
-hostile checkpoints. Each case asserts the exit code, no traceback (errors on one line), that the file
+"""The bad-input matrix: the model commands on hostile checkpoints. Each case asserts the exit code, no traceback (errors on one line), that the file
 is named, and that nothing outside the command's own outputs changed (the folder is hashed before and
 after)."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
-import struct
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
+import numpy as np
 import torch
 from PIL import Image
 
 from flip.cli import main as cli_main
-
-
-# -- hostile images: name -> (writer, readable) ----------------------------------------------------
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def _bomb(path: Path) -> None:
-    """A PNG whose header claims 40000 x 40000 pixels (1.6 gigapixels) in a few bytes."""
-    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + _png_chunk(b"IEND", b""))
 
 
 def _rgb(w=48, h=40):
@@ -38,56 +21,10 @@ def _rgb(w=48, h=40):
     return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
-def _truncated_jpeg(path: Path) -> None:
-    buf = io.BytesIO()
-    _rgb().save(buf, "JPEG")
-    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-
-
-def _sixteen_bit(path: Path) -> None:
-    Image.fromarray(np.arange(48 * 40, dtype=np.uint16).reshape(40, 48) * 30).save(path)
-
-
-def _palette_alpha(path: Path) -> None:
-    image = _rgb().convert("P", palette=Image.ADAPTIVE, colors=16)
-    image.info["transparency"] = 0
-    image.save(path, transparency=0)
-
-
-def _animated(path: Path) -> None:
-    frames = [_rgb(), _rgb().transpose(Image.FLIP_LEFT_RIGHT)]
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
-
-
 def _exif_rotated(path: Path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90
     _rgb(60, 30).save(path, "JPEG", exif=exif)
-
-
-def _symlink_loop(path: Path) -> None:
-    other = path.with_name("loop-b.png")
-    os.symlink(other.name, path)
-    os.symlink(path.name, other)
-
-
-IMAGES = {
-    "empty.png": (lambda p: p.write_bytes(b""), False),
-    "truncated.jpg": (_truncated_jpeg, False),
-    "text.jpg": (lambda p: p.write_text("this is not a picture\n"), False),
-    "bomb.png": (_bomb, False),
-    "loop.png": (_symlink_loop, False),
-    "missing.png": (lambda p: None, False),
-    "sixteen-bit.png": (_sixteen_bit, True),
-    "cmyk.jpg": (lambda p: _rgb().convert("CMYK").save(p, "JPEG"), True),
-    "palette-alpha.png": (_palette_alpha, True),
-    "animated.gif": (_animated, True),
-    "one-pixel.png": (lambda p: _rgb(1, 1).save(p), True),
-    "wide-10000x40.png": (lambda p: Image.new("RGB", (10000, 40), (90, 120, 30)).save(p), True),
-    "exif-rotated.jpg": (_exif_rotated, True),
-    "visage-é-😀.png": (lambda p: _rgb().save(p, "PNG"), True),
-    "new\nline.png": (lambda p: _rgb().save(p, "PNG"), True),
-}
 
 
 def _tree_hash(root: Path, skip: set[Path]) -> dict[str, str]:
@@ -105,43 +42,6 @@ def _tree_hash(root: Path, skip: set[Path]) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("FLIP_CACHE", str(tmp_path_factory.getbasetemp() / "bad-inputs-cache"))
-
-
-def _command(kind: str, image: Path, checkpoint: str, out: Path) -> list[str]:
-    if kind == "classify":
-        return ["classify", str(image), "--model", checkpoint, "--task", "hat", "--json", "--out", str(out),
-                "--workers", "0"]
-    if kind == "liveness":
-        return ["liveness", str(image), "--model", checkpoint, "--json", "--workers", "0"]
-    return ["embed", "--model", checkpoint, "--image", str(image), "--out", str(out)]
-
-
-@pytest.mark.parametrize("name", list(IMAGES), ids=[n.encode("unicode_escape").decode() for n in IMAGES])
-@pytest.mark.parametrize("kind", ["classify", "embed", "liveness"])
-def test_image_commands_on_hostile_images(checkpoint, tmp_path, capsys, kind, name):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    write, readable = IMAGES[name]
-    image = folder / name
-    write(image)
-    out = tmp_path / ("out.jsonl" if kind == "classify" else "out.npz")
-    before = _tree_hash(tmp_path, {out})
-    capsys.readouterr()
-    rc = cli_main(_command(kind, image, checkpoint, out))
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    assert _tree_hash(tmp_path, {out}) == before  # only the command's own output may appear
-    if readable:
-        assert rc == 0, captured.err
-        if kind == "classify":
-            assert json.loads(out.read_text())["path"] == str(image)
-        if kind == "embed":
-            assert np.load(out)["image"].shape == (1, 16)
-    else:
-        assert rc == 1, captured.err
-        assert not out.exists()  # nothing written when nothing was read
-        skipped = [line for line in captured.err.splitlines() if line.startswith("skipped")]
-        assert skipped and name.split(".")[0] in skipped[0], captured.err
 
 
 def test_exif_orientation_is_applied(tmp_path):
