@@ -147,7 +147,7 @@ def test_embed_finishes_the_good_images_when_one_is_bad(checkpoint, faces, tmp_p
     assert f"wrote {out}.npz" in captured.out  # the file that was written, with its suffix
     arrays = np.load(f"{out}.npz")
     assert arrays["image"].shape == (2, 16)
-    assert list(arrays["image_paths"]) == [str(faces / "a.png"), str(faces / "b.png")]
+    assert list(arrays["path"]) == [str(faces / "a.png"), str(faces / "b.png")]
     assert cli_main(["embed", "--model", checkpoint, "--image", str(faces / "a.png"), str(faces / "bad.png"),
                      "--skip-bad"]) == 0
 

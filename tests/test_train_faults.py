@@ -17,7 +17,7 @@ from test_train import _records, tiny_settings
 from flip.cli import main as cli_main
 from flip.train.checkpoint import LAST
 from flip.train.config import load_config
-from flip.train.metrics import read_metrics
+from flip.train.metric_log import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,7 +108,7 @@ def test_a_file_as_output_dir_is_one_line(dataset, tmp_path, capsys):
 KILLER = """
 import os, signal, sys
 import torch
-import flip.train.metrics as metrics
+import flip.train.metric_log as metrics
 from flip.cli import main
 how, at = sys.argv[1], int(sys.argv[2])
 sig = signal.SIGTERM if how == "term" else signal.SIGKILL
