@@ -25,6 +25,22 @@ VISION_POOLING = ("pooler", "cls")
 TEXT_POOLING = ("cls", "mean", "pooler")
 
 
+_NUMBER = (int, float)
+#: The scalar fields' types, checked in `__post_init__` (the strict dataclass does not see a config.json).
+_FIELD_TYPES = {
+    "projection_dim": ((int, type(None)), "an integer or null"),
+    "projection_bias": ((bool,), "true or false"),
+    "vision_pooling": ((str,), "a string"),
+    "text_pooling": ((str,), "a string"),
+    "temperature_init": (_NUMBER, "a number"),
+    "temperature_min": (_NUMBER, "a number"),
+    "temperature_max": (_NUMBER, "a number"),
+    "logit_bias_init": ((*_NUMBER, type(None)), "a number or null"),
+    "use_itm_head": ((bool,), "true or false"),
+    "initializer_range": (_NUMBER, "a number"),
+}
+
+
 @strict
 class FLIPConfig(PreTrainedConfig):
     r"""
@@ -71,6 +87,10 @@ class FLIPConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        for name, (kinds, what) in _FIELD_TYPES.items():  # a config.json edited by hand: name the field
+            value = getattr(self, name)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise ValueError(f"FLIPConfig.{name} must be {what}, got {value!r}")
         vision_type = self.vision_config.model_type
         text_type = self.text_config.model_type
         if vision_type not in VISION_TOWERS:

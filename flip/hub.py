@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ._files import fsync_dir
 from .config import PRESETS, FLIPConfig, preset_config
 from .convert._common import describe_keys
 from .download import download
@@ -57,11 +58,42 @@ def load(
     `device` and `dtype` move the model after loading (fp16 checkpoints are cast to float32 on
     the CPU unless `dtype` says otherwise).
     """
-    model, processor = _resolve(DEFAULT_MODEL if name_or_path is None else str(name_or_path), revision)
+    device = check_device(device)  # before the (slow) load
+    name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
+    model, processor = _resolve(name, revision)
+    check_finite(model, name)
     if dtype is None and (device is None or torch.device(device).type == "cpu"):
         dtype = torch.float32
     model = model.to(device=device, dtype=dtype).eval()
     return model, processor
+
+
+def check_finite(model: torch.nn.Module, source: str) -> None:
+    """Refuse weights holding NaN or infinity: they would give NaN scores that still pick a "prediction"."""
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"{source}: weights hold NaN or infinite values ({describe_keys(bad)}); the checkpoint "
+                         "is damaged or came from a diverged run")
+
+
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """`device` as a torch.device, or a ValueError naming it when torch does not know it or this machine
+    lacks it (`cuda` without CUDA)."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {str(device)!r}: not a device torch knows (cpu, cuda, cuda:N, mps)") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine (use cpu)")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s), numbered from 0")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r}: MPS is not available on this machine (use cpu)")
+    return dev
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, **kwargs) -> FLIPModel:
@@ -104,20 +136,26 @@ def _with_processor(model: FLIPModel, settings: dict) -> tuple[FLIPModel, FLIPPr
 def _transformers_quiet():
     from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def read_config_json(path: Path) -> dict:
     file = path / "config.json"
     try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as err:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a JSON object of config fields, got a {type(data).__name__}")
+    return data
 
 
 def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
@@ -140,10 +178,24 @@ def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
 
 
 def _load_flip_dir(path: Path) -> FLIPModel:
+    from safetensors import SafetensorError
+
     external = path / EXTERNAL_WEIGHTS_FILE
-    # weights stored by reference are "missing" by design: keep transformers from warning about them
-    with _transformers_quiet() if external.is_file() else contextlib.nullcontext():
-        model, info = FLIPModel.from_pretrained(path, output_loading_info=True)
+    try:
+        config = FLIPConfig.from_pretrained(path)
+    except (TypeError, ValueError, AttributeError, KeyError) as err:
+        reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path / 'config.json'}: not a valid flip config ({reason})") from None
+    if not any((path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
+        raise FileNotFoundError(f"{path}: a flip config.json but no weights (model.safetensors) beside it")
+    # our own report below replaces transformers' table of missing or mis-shaped weights
+    try:
+        with _transformers_quiet():
+            model, info = FLIPModel.from_pretrained(path, config=config, output_loading_info=True,
+                                                    ignore_mismatched_sizes=True)
+    except (SafetensorError, OSError, RuntimeError, TypeError) as err:
+        raise ValueError(f"{path}: cannot read its weights, truncated or corrupt? ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:300]})") from None
     if external.is_file():
         prefixes = json.loads(external.read_text())
         for prefix, package in prefixes.items():
@@ -151,6 +203,8 @@ def _load_flip_dir(path: Path) -> FLIPModel:
                 raise ValueError(f"{external}: unknown source {package!r} for {prefix!r} (known: {MINILM_PACKAGE})")
             load_minilm_weights(model)
         info["missing_keys"] = [k for k in info["missing_keys"] if not k.startswith(tuple(prefixes))]
+    info["mismatched_keys"] = [f"{k[0]} {tuple(k[1])} != {tuple(k[2])}" if isinstance(k, tuple) and len(k) == 3 else k
+                               for k in info.get("mismatched_keys") or []]
     problems = [
         f"{kind.replace('_', ' ')}: {describe_keys(map(str, info[kind]))}"
         for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")
@@ -206,7 +260,8 @@ def load_minilm_weights(model: FLIPModel) -> None:
         )
 
 
-def save_embedded(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.PathLike) -> Path:
+def save_embedded(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.PathLike, *,
+                  overwrite: bool = False) -> Path:
     """Save as flip's embedded default: fp16 safetensors, and a text tower that still equals
     all-MiniLM-L6-v2 (a locked tower) stored by reference to the installed package, not copied."""
     reference = minilm_state_dict()
@@ -223,7 +278,51 @@ def save_embedded(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.
         if not k.startswith("text_model.")
     }
     external = json.dumps({"text_model.": MINILM_PACKAGE}, indent=2) + "\n"
-    return save(model, processor, out_dir, extra_files={EXTERNAL_WEIGHTS_FILE: external}, state_dict=state)
+    return save(model, processor, out_dir, extra_files={EXTERNAL_WEIGHTS_FILE: external}, state_dict=state,
+                overwrite=overwrite)
+
+
+#: Names a flip checkpoint folder may hold that flip itself wrote (a model card, weights, the
+#: processor's and tokenizer's files): replacing a checkpoint removes these and keeps anything else.
+FLIP_FILES = frozenset({
+    "config.json", "model.safetensors", "model.safetensors.index.json", "generation_config.json",
+    "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "added_tokens.json", "README.md",
+    EXTERNAL_WEIGHTS_FILE,
+})
+
+
+def is_flip_checkpoint(path: str | os.PathLike) -> bool:
+    """A folder that `save` wrote: its config.json says model_type "flip"."""
+    try:
+        data = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("model_type") == FLIPConfig.model_type
+
+
+def check_destination(out_dir: str | os.PathLike, overwrite: bool = False, flag: str = "overwrite=True") -> Path:
+    """Refuse a destination that would lose a user's files: a file, or a non-empty folder that is not a
+    flip checkpoint (unless `overwrite`; even then only the names flip writes are replaced). `flag` is
+    how the caller's user says overwrite (`--overwrite` on the command line)."""
+    out_dir = Path(out_dir)
+    if out_dir.is_file() or (out_dir.exists() and not out_dir.is_dir()):
+        raise FileExistsError(f"{out_dir}: is a file, not a folder (choose another destination)")
+    if out_dir.is_dir() and not overwrite and not is_flip_checkpoint(out_dir) and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir}: a folder with files that are not a flip checkpoint "
+                              f"(choose an empty or new folder, or pass {flag} to write the checkpoint's files "
+                              "into it, keeping the others)")
+    return out_dir
+
+
+def _chmod_tree(folder: Path) -> None:
+    """Give the files a normal mode (umask), as `open` would: mkdtemp and some writers make them private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for file in folder.iterdir():
+        if file.is_file():
+            file.chmod(0o666 & ~umask)
 
 
 def save(
@@ -231,30 +330,40 @@ def save(
     processor: FLIPProcessor,
     out_dir: str | os.PathLike,
     extra_files: dict[str, str] | None = None,
+    *,
+    overwrite: bool = False,
     **save_kwargs,
 ) -> Path:
     """Write model (safetensors), processor and `extra_files` ({name: text}, e.g. a model card) to
     `out_dir` atomically: a temporary folder beside it is filled, then renamed, so an interrupted
-    save never leaves a half-written checkpoint. `save_kwargs` go to `save_pretrained`."""
-    out_dir = Path(out_dir)
+    save never leaves a half-written checkpoint. `save_kwargs` go to `save_pretrained`.
+
+    An existing flip checkpoint at `out_dir` is replaced, keeping any file flip did not write; a file,
+    or a non-empty folder that is not a checkpoint, is refused (`overwrite=True`: write into the folder,
+    keeping the files whose names flip does not use)."""
+    out_dir = check_destination(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the checkpoint gets a normal folder's mode
     try:
         model.save_pretrained(tmp, **save_kwargs)
         processor.save_pretrained(tmp)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
+        _chmod_tree(tmp)
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            ours = {p.name for p in tmp.iterdir()}
+            if is_flip_checkpoint(out_dir):
+                ours |= FLIP_FILES | {p.name for p in out_dir.glob("model-*-of-*.safetensors")}
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
             out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            tmp.rename(out_dir)  # the swap: from here on out_dir is the new checkpoint
+            for entry in old.iterdir():  # the user's files come along; only what flip wrote is removed
+                if entry.name not in ours:
+                    entry.rename(out_dir / entry.name)
+            shutil.rmtree(old)
         else:
             tmp.rename(out_dir)
+        fsync_dir(out_dir.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

@@ -18,7 +18,10 @@ Design choices:
 - Texts for CLIP tokenizers are cleaned as open_clip cleans them (`flip.tokenization.clean_clip_text`)
   and padded with id 0 as open_clip pads, so `texts(..., padding="max_length")` equals
   `open_clip.tokenize`. Truncation always keeps the end-of-text token. Special-token strings inside a
-  text ("[SEP]", "<|endoftext|>") are tokenized as plain text.
+  text ("[SEP]", "<|endoftext|>") are tokenized as plain text. This holds for a transformers CLIP
+  directory's own tokenizer too, by choice: OpenAI's CLIP (and the checkpoints converted from it) was
+  trained on text cleaned this way, while `CLIPProcessor` skips the cleaning, so the two give other ids
+  for HTML entities ("&amp;"), Turkish/Greek capitals and a literal "<|endoftext|>".
 - Speed: PIL decodes; torch resizes (`resize_backend="torch"`: its antialiased uint8 kernels, a port of
   Pillow's, faster than Pillow and close to it on photographs: the README gives the figures; `"pil"` is
   bit-exact with open_clip and transformers' slow processors). `pixels` stops at uint8, which is what
@@ -71,7 +74,9 @@ class ProcessorSettings:
     image_size: int = 224  # side of the square model input, in pixels
     image_mean: tuple[float, float, float] = CLIP_MEAN  # per RGB channel, on [0, 1] values
     image_std: tuple[float, float, float] = CLIP_STD
-    resize_mode: str = "shortest"  # "shortest": shorter side to image_size, then center crop; "squash": no crop
+    resize_mode: str = "shortest"  # "shortest": shorter side to resize_size, then center crop; "squash": no crop
+    resize_size: int | None = None  # "shortest": the shorter side before the crop (None: image_size); CLIP
+    # processors whose size.shortest_edge exceeds crop_size (e.g. 256 then 224) resize, then crop
     resample: str = "bicubic"  # PIL filter: one of RESAMPLE
     resize_backend: str = "torch"  # "torch" (fast; bilinear/bicubic only, else PIL) or "pil" (bit-exact with
     # open_clip); they differ by 1-2 levels of 255 on photographs
@@ -101,6 +106,9 @@ class ProcessorSettings:
             setattr(self, name, value)
         if min(self.image_std) <= 0:
             raise ValueError(f"ProcessorSettings.image_std must be positive, got {self.image_std}")
+        if self.resize_size is not None and (not _is_int(self.resize_size) or self.resize_size < self.image_size):
+            raise ValueError(f"ProcessorSettings.resize_size must be None or an integer >= image_size "
+                             f"({self.image_size}), got {self.resize_size!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"ProcessorSettings.resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
         if self.resample not in RESAMPLE:
@@ -130,6 +138,8 @@ class ProcessorSettings:
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
+        if out["resize_size"] is None:  # saved only when used, so folders stay readable by older flips
+            del out["resize_size"]
         out["image_mean"], out["image_std"] = list(self.image_mean), list(self.image_std)
         return out
 
@@ -219,15 +229,17 @@ class FLIPProcessor:
         return out
 
     def _resize(self, image) -> torch.Tensor:
-        """An RGB PIL image -> uint8 (3, S, S): resized as the settings say, center-cropped if "shortest"."""
+        """An RGB PIL image -> uint8 (3, S, S): resized as the settings say, center-cropped if "shortest"
+        (the shorter side to `resize_size`, default S, then the central S x S)."""
         size, resample = self.settings.image_size, self.settings.resample
+        short = self.settings.resize_size or size
         width, height = image.size
         if self.settings.resize_mode == "squash":
             new_size = (size, size)
         elif width <= height:  # torchvision's arithmetic (open_clip's transform): the longer side is truncated
-            new_size = (size, int(size * height / width))
+            new_size = (short, int(short * height / width))
         else:
-            new_size = (int(size * width / height), size)
+            new_size = (int(short * width / height), short)
         if new_size != image.size and (self.settings.resize_backend == "pil" or resample not in TORCH_RESAMPLE):
             from PIL import Image
 

@@ -171,7 +171,17 @@ def load_templates(name: str, root: str | os.PathLike | None = None) -> tuple[st
     return _check_templates(lists[name], f"{file}: template list {name!r}")
 
 
+#: Limits that keep a mistaken file (a log, a data dump) from being embedded and copied into every
+#: answer: descriptors are short phrases, and every text tower truncates at a few dozen tokens.
+MAX_PROMPT_FILE_BYTES = 4 * 1024 * 1024
+MAX_DESCRIPTOR_CHARS = 1000
+
+
 def _load_file(path: Path, task: str, root: str | os.PathLike | None) -> PromptSet:
+    size = path.stat().st_size
+    if size > MAX_PROMPT_FILE_BYTES:
+        raise ValueError(f"{path}: {size / 2**20:.1f} MiB is too large for a prompt file "
+                         f"(at most {MAX_PROMPT_FILE_BYTES // 2**20} MiB of short descriptors)")
     raw = path.read_bytes()
     return _validate(_read_json(path, raw), task, str(path), path, hashlib.sha256(raw).hexdigest(), root)
 
@@ -206,6 +216,9 @@ def _check_string(value: Any, where: str) -> str:
         raise ValueError(f"{where} must be a string, got {type(value).__name__} {value!r}")
     if not value.strip():
         raise ValueError(f"{where} is empty")
+    if len(value) > MAX_DESCRIPTOR_CHARS:
+        raise ValueError(f"{where} is {len(value)} characters long; at most {MAX_DESCRIPTOR_CHARS} "
+                         "(descriptors are short phrases, and text towers truncate long texts)")
     return value
 
 

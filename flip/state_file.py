@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ._files import fsync_dir
+
 FORMAT = "flip-train-checkpoint"
 VERSION = 1
 
@@ -33,6 +35,7 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)  # the rename itself survives a power cut
     finally:
         if tmp.exists():
             tmp.unlink()

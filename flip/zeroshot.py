@@ -30,8 +30,10 @@ Design choices
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,8 @@ import torch
 import torch.nn.functional as F
 
 from .prompts import PromptSet, load_prompts
+
+logger = logging.getLogger(__name__)
 
 #: How descriptor similarities become a class score ("mean" is the paper's).
 AGGREGATES = ("mean", "max", "sum")
@@ -162,15 +166,15 @@ class TextCache:
         if key in self._memory:
             return self._memory[key]
         file = self._file(key)
-        if file is not None and file.is_file():
-            from safetensors.torch import load_file
+        if file is None:
+            return None
+        from safetensors.torch import load_file
 
-            try:
-                self._memory[key] = load_file(file)["embeds"]
-            except Exception:  # a truncated or foreign file is a miss, and is rewritten
-                return None
-            return self._memory[key]
-        return None
+        try:
+            self._memory[key] = load_file(file)["embeds"]
+        except Exception:  # missing, unreadable, truncated or foreign: a miss (and rewritten if it can be)
+            return None
+        return self._memory[key]
 
     def put(self, key: str, embeds: torch.Tensor, info: Mapping[str, str] | None = None) -> None:
         embeds = embeds.detach().to("cpu", torch.float32).contiguous()
@@ -179,10 +183,16 @@ class TextCache:
         if file is not None:
             from safetensors.torch import save_file
 
-            file.parent.mkdir(parents=True, exist_ok=True)
             tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-            save_file({"embeds": embeds}, str(tmp), metadata=dict(info or {}))
-            os.replace(tmp, file)  # atomic: a reader never sees half a file
+            try:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                save_file({"embeds": embeds}, str(tmp), metadata=dict(info or {}))
+                os.replace(tmp, file)  # atomic: a reader never sees half a file
+            except OSError as err:  # the cache only saves time: an unwritable one is skipped, once
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+                logger.warning("text cache %s: not writable (%s); continuing without it", self.directory, err)
+                self.directory = None
 
     def _file(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.safetensors"

@@ -41,7 +41,7 @@ def run(capsys, *argv):
 def test_json_lines_carry_prediction_scores_and_ordered_descriptors(checkpoint, images, capsys, tmp_path):
     rc, out, err = run(capsys, images, "--model", checkpoint, "--task", "emotion", "--task", "hat", "--json",
                        "--workers", "0", "--batch-size", "2")
-    assert rc == 0
+    assert rc == 1  # broken.png was skipped: a partial failure
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["path"] for r in rows] == [str(images / n) for n in ("a.png", "b.jpg", "sub/c.png")]
     for row in rows:
@@ -70,7 +70,8 @@ def test_json_lines_carry_prediction_scores_and_ordered_descriptors(checkpoint, 
     np.testing.assert_allclose(api["hat"].scores[:, 0].numpy(), [r["hat"]["scores"]["true"] for r in rows], atol=1e-5)
     cached = sorted((tmp_path / "cache" / "text").glob("*.safetensors"))
     assert len(cached) == 2
-    rc, again, _ = run(capsys, images, "--model", checkpoint, "--task", "emotion,hat", "--json", "--workers", "0")
+    rc, again, _ = run(capsys, images, "--model", checkpoint, "--task", "emotion,hat", "--json", "--workers", "0",
+                       "--skip-bad")
     assert rc == 0 and sorted((tmp_path / "cache" / "text").glob("*.safetensors")) == cached
     for a, b in zip(rows, map(json.loads, again.splitlines()), strict=True):  # batch size 64, not 2
         assert a["emotion"]["prediction"] == b["emotion"]["prediction"]
@@ -98,7 +99,7 @@ def test_table_csv_explain_baseline_and_plot(checkpoint, images, capsys, tmp_pat
     pytest.importorskip("matplotlib")
     plot = tmp_path / "plot.png"
     rc, _, err = run(capsys, images, "--model", checkpoint, "--task", "emotion", "--plot", plot, "--json",
-                     "--out", tmp_path / "answers.jsonl", "--workers", "0")
+                     "--out", tmp_path / "answers.jsonl", "--workers", "0", "--skip-bad")
     assert rc == 0 and plot.read_bytes()[:4] == b"\x89PNG" and f"wrote {plot}" in err
     assert len((tmp_path / "answers.jsonl").read_text().splitlines()) == 3
 
@@ -113,7 +114,7 @@ def test_bad_input_is_reported_clearly(checkpoint, images, capsys, tmp_path):
     assert rc == 1 and "not an image" in err and "in 0 image(s)" in err
     rc, _, err = run(capsys, images / "a.png", tmp_path / "missing.png", "--model", checkpoint, "--task", "hat",
                      "--json", "--workers", "0")
-    assert rc == 0 and f"skipped {tmp_path / 'missing.png'}: no such file" in err and "skipped 1" in err
+    assert rc == 1 and f"skipped {tmp_path / 'missing.png'}: no such file" in err and "skipped 1" in err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"a": ["x"], "b": []}))
     rc, _, err = run(capsys, images, "--model", checkpoint, "--task", bad)

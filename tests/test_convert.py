@@ -407,7 +407,8 @@ def test_flip_load_converts_each_format(tmp_path, official):
 
     # FaRL-style OpenAI-layout file
     source = _open_clip_model(quick_gelu=True, width=128, head_width=64, seed=9)
-    torch.save({"state_dict": source.state_dict()}, tmp_path / "farl.pth")
+    farl = {**source.state_dict(), "visual.mask_token": torch.zeros(1, 1, 128)}  # FaRL's mark: its MIM head
+    torch.save({"state_dict": farl}, tmp_path / "farl.pth")
     model, processor = flip.load(tmp_path / "farl.pth")
     _assert_open_clip_parity(source, model)
     assert processor.settings.max_length == 12

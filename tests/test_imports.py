@@ -20,7 +20,7 @@ TREES = ("flip", "eval", "finetune", "benchmarks")
 #: Floors from the ground up: (name, module prefixes). "flip" alone is the package's lazy public face.
 FLOORS = [
     ("core", ("flip", "flip.config", "flip.model", "flip.processor", "flip.tokenization", "flip.losses",
-              "flip.download", "flip.runtime", "flip.state_file")),
+              "flip.download", "flip.runtime", "flip.state_file", "flip._files")),
     ("hub/data", ("flip.hub", "flip.convert", "flip.data")),
     ("faces", ("flip.faces", "flip.naming.detect")),
     ("tasks", ("flip.tasks", "flip.zeroshot", "flip.liveness", "flip.probe", "flip.attack_metrics",

@@ -208,7 +208,7 @@ def test_liveness_command_calibrates_on_dev_and_writes_json(checkpoint, images, 
     dev = _write_antispoof(tmp_path / "dev", 3, {"printed_photo": 2, "screen_replay": 2})
     (dev / "live" / "broken.png").write_bytes(b"\x89PNG not really")
     assert flip_main(["liveness", str(images), "--model", checkpoint, "--calibrate", str(dev), "--json",
-                      "--workers", "0"]) == 0
+                      "--workers", "0"]) == 1  # faces/broken.png was skipped: a partial failure
     out, err = capsys.readouterr()
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["path"].split("/")[-1] for line in lines] == ["a.png", "b.jpg"]
@@ -227,8 +227,13 @@ def test_liveness_command_calibrates_on_dev_and_writes_json(checkpoint, images, 
 def test_liveness_command_bad_input(checkpoint, images, tmp_path, capsys):
     from flip.cli.liveness import main
 
+    def flip_liveness(argv):
+        from flip.cli import main as flip_main
+
+        return flip_main(["liveness", *argv])
+
     dev = _write_antispoof(tmp_path / "dev", 2, {})
-    assert main([str(images), "--model", checkpoint, "--calibrate", str(dev), "--dataset", "antispoof",
+    assert flip_liveness([str(images), "--model", checkpoint, "--calibrate", str(dev), "--dataset", "antispoof",
                  "--workers", "0"]) == 2
     assert "only live" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.png"), "--model", checkpoint]) == 2

@@ -2,11 +2,22 @@
 
 Each command is a module of this package with `main(argv=None)`; it parses its own arguments and
 calls the library. Commands are imported only when run, so `flip --help` stays fast.
+
+The error contract, kept here once for every command: a user error (bad input, a missing or
+unwritable file, a missing optional package: the library raises ValueError, OSError or ImportError
+with a message naming the file, field or argument) prints one line `flip <command>: <message>` and
+exits 2, and so does a bad argument (argparse's message, also on one line); a command that finished
+but skipped unreadable inputs exits 1 (`--skip-bad`: 0). Anything else is a bug and keeps its traceback; `FLIP_DEBUG=1` shows the
+traceback of every error.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import importlib
+import os
+import re
 import sys
 
 #: command name -> (module under flip.cli, one-line help). One line per command.
@@ -62,7 +73,46 @@ def main(argv: list[str] | None = None) -> int:
 
         sleep_idle_openmp_threads()
     module = importlib.import_module(f"flip.cli.{COMMANDS[name][0]}")
-    return module.main(rest) or 0
+    try:
+        with _one_line_usage_errors():
+            return module.main(rest) or 0
+    except USER_ERRORS as err:
+        if os.environ.get("FLIP_DEBUG") == "1":
+            raise
+        print(error_line(name, err), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if os.environ.get("FLIP_DEBUG") == "1":
+            raise
+        print(f"flip {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+#: What a user's input or machine can cause (the library's messages name the file, field or argument).
+USER_ERRORS = (ValueError, OSError, ImportError)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors():
+    """argparse's usage errors as one line too (`flip classify: argument --workers: ...`), exit 2."""
+    def error(parser: argparse.ArgumentParser, message: str):
+        if os.environ.get("FLIP_DEBUG") == "1":
+            parser.print_usage(sys.stderr)
+        parser.exit(2, f"{parser.prog}: {' '.join(message.split())} (`{parser.prog} --help` lists the options)\n")
+
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = error
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original
+
+
+def error_line(command: str, err: BaseException) -> str:
+    """One line for the user: `flip <command>: <message>`, without errno codes or line breaks."""
+    message = re.sub(r"^\[Errno \d+\] ", "", str(err))
+    message = " ".join(message.split()) or type(err).__name__
+    return f"flip {command}: {message}"
 
 
 if __name__ == "__main__":

@@ -13,19 +13,23 @@ score, its probability, the runner-up); `--json` writes JSON Lines, one object p
 Scores are mean cosine similarities between the face and the class's descriptor sentences (they
 may be negative; only their order matters); probabilities are the softmax of the scores times the
 model's learned logit scale, as CLIP reads its logits. Unreadable files are reported by path and
-skipped; the summary on stderr counts them. The text side is cached on disk (`$FLIP_CACHE`,
+skipped; the summary on stderr counts them, and the exit code is then 1 (`--skip-bad`: 0).
+`--out` is written to a temporary file and renamed at the end: if no image could be read, an
+existing file there is left as it was. The text side is cached on disk (`$FLIP_CACHE`,
 default ~/.cache/flip/text) so a second run embeds no text.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
 from pathlib import Path
 
-from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, one_line,
+from flip.cli._common import add_skip_bad, nonnegative_int, partial_exit
+from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name,
                              per_image)
 
 #: File extensions collected from a directory (explicit file arguments are always tried).
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="store_true", help="class names in templates instead of descriptors")
     p.add_argument("--aggregate", choices=("mean", "max", "sum"), default="mean",
                    help="how descriptor similarities make a class score (default: mean, the paper's)")
-    p.add_argument("--explain", nargs="?", type=int, const=3, default=None, metavar="K",
+    p.add_argument("--explain", nargs="?", type=nonnegative_int, const=3, default=None, metavar="K",
                    help="show the K descriptors that decided each answer (default K: 3)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="write JSON Lines, one object per image")
@@ -57,10 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", default=None, metavar="DIR", help="prompt folder (default: $FLIP_PROMPTS or flip's own)")
     p.add_argument("--list-tasks", action="store_true", help="list the tasks and their classes, then exit")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
+    p.add_argument("--workers", type=nonnegative_int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk text cache")
     add_face_arguments(p)
+    add_skip_bad(p)
     return p
 
 
@@ -77,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.inputs:
         parser.error("give image files or folders (or --list-tasks)")
     names = _task_names(args.task, args.prompts)
+    if not names:
+        return _fail(f"--task {args.task!r} names no task (`flip classify --list-tasks` lists them)")
     try:
         prompt_sets = [load_prompts(t, args.prompts) for t in names]
     except KeyError as err:
@@ -97,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
+    from flip._files import atomic_output, check_writable_file
     from flip.hub import load
     from flip.zeroshot import FLIPClassifier, TaskResult, TextCache, default_cache_dir, default_text_cache
 
+    if args.out:
+        check_writable_file(args.out, "--out")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        model, processor = load(args.model, device=device)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        return _fail(err.args[0] if isinstance(err, KeyError) else str(err))
+    model, processor = load(args.model, device=device)
     cache = default_text_cache() if args.no_cache else TextCache(default_cache_dir())
     clf = FLIPClassifier(model, processor, prompt_sets, method="baseline" if args.baseline else "descriptors",
                          aggregate=args.aggregate, cache=cache)
@@ -112,11 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     k = args.explain if args.explain is not None else 3
     name = model_name(args.model)
     notes = PhotoNotes("classify", name, processor.settings.image_size)
-    stream = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
-    writer = _make_writer(args, stream, clf, paths, k)
     done, faces_done, skipped, kept = 0, 0, [], []
-    bar = tqdm(total=len(paths), unit="img", desc="classify", disable=None, file=sys.stderr)
-    try:
+    with contextlib.ExitStack() as files:
+        stream = sys.stdout
+        if args.out:  # a temporary file, renamed over --out only if some image was classified
+            pending = files.enter_context(atomic_output(args.out))
+            stream = files.enter_context(open(pending.path, "w", newline="", encoding="utf-8"))
+        writer = _make_writer(args, stream, clf, paths, k)
+        bar = files.enter_context(tqdm(total=len(paths), unit="img", desc="classify", disable=None, file=sys.stderr))
         for batch in clf.classify_files(paths, batch_size=args.batch_size, num_workers=args.workers, faces=stage):
             for path, why in batch.failed:
                 skipped.append(path)
@@ -133,12 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             done += len(set(batch.paths))
             faces_done += len(batch.paths)
             bar.update(len(set(batch.paths)) + len(batch.failed) + len(batch.no_face))
-    except (ImportError, OSError) as err:
-        return _fail(one_line(err))
-    finally:
-        bar.close()
-        if stream is not sys.stdout:
-            stream.close()
+        if args.out and not done:
+            pending.keep = False
 
     if args.plot and kept:
         from flip.zeroshot import plot_contributions
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
           f"skipped {len(skipped) + len(problems)} unreadable or missing", file=sys.stderr)
     if args.draw and done:
         print(f"drew {done} image(s) into {args.draw}", file=sys.stderr)
-    return 0 if done else 1
+    return partial_exit(done, len(skipped) + len(problems), args.skip_bad)
 
 
 def _row_name(record: dict) -> str:

@@ -22,17 +22,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embedded", action="store_true",
                         help="the embedded-default format: fp16, and a text tower still equal to all-MiniLM-L6-v2 "
                              "stored by reference to the installed package")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty folder that is not a flip checkpoint (its other files are kept)")
     args = parser.parse_args(argv)
 
-    from flip.hub import load, save, save_embedded
+    from flip.hub import check_destination, load, save, save_embedded
+
+    check_destination(args.dst, args.overwrite, flag="--overwrite")  # before the (slow) load
 
     if args.embedded:
         model, processor = load(args.src)
-        out = save_embedded(model, processor, args.dst)
+        out = save_embedded(model, processor, args.dst, overwrite=args.overwrite)
         args.dtype = "float16"
     else:
         model, processor = load(args.src, dtype=_DTYPES[args.dtype])
-        out = save(model, processor, args.dst)
+        out = save(model, processor, args.dst, overwrite=args.overwrite)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {out} ({n / 1e6:.1f}M parameters, {args.dtype})")
     return 0

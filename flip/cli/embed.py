@@ -7,7 +7,9 @@ Images go through the face stage (`--faces`, default auto: a face crop the size 
 is taken whole, faces are detected in anything else), one embedding per face. Prints the face-text
 cosine similarity table (one row per face); `--json` writes JSON Lines, one object per face
 {"path", "face", "box", "detector_score", "whole_image", "embedding", "similarities", "model"};
-`--out FILE.npz` saves the embeddings ("image" (F, D) with "path", "face" and "box" per row, "text").
+`--out FILE.npz` saves the embeddings ("image" (F, D) with "path", "face" and "box" per row, "text"),
+written to a temporary file, then renamed. An unreadable image is reported by path and skipped; the
+rest are embedded and the exit code is 1 (`--skip-bad`: 0).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from flip.cli._common import add_skip_bad, partial_exit
 
 from flip.cli._faces import PhotoNotes, add_face_arguments, face_stage, model_name
 
@@ -27,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", nargs="*", default=[], help="image files")
     parser.add_argument("--text", nargs="*", default=[], help="texts")
     parser.add_argument("--json", action="store_true", help="write JSON Lines, one object per face")
-    parser.add_argument("--out", default=None, help="save embeddings to this .npz file")
+    parser.add_argument("--out", default=None, help="save embeddings to this .npz file (.npz is added if missing)")
     add_face_arguments(parser, draw=False)
+    add_skip_bad(parser)
     args = parser.parse_args(argv)
     if not args.image and not args.text:
         parser.error("give at least one --image or --text")
@@ -36,8 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
+    from flip._files import atomic_output, check_writable_file
     from flip.hub import load
 
+    out = None
+    if args.out:
+        out = Path(args.out if args.out.endswith(".npz") else args.out + ".npz")
+        check_writable_file(out, "--out")
     try:
         stage = face_stage(args)
         model, processor = load(args.model)
@@ -46,19 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = model_name(args.model)
     notes = PhotoNotes("embed", name, processor.settings.image_size)
-    rows, pixels = [], []
+    rows, pixels, skipped, read = [], [], [], 0
     for path in args.image:
         try:
             faces, px = stage.pixels(path, processor)
-        except (FileNotFoundError, ValueError, ImportError) as err:
-            print(f"flip embed: {err}", file=sys.stderr)
-            return 2
+        except (FileNotFoundError, ValueError, OSError) as err:
+            skipped.append(path)
+            print(f"skipped {path}: {err}", file=sys.stderr)
+            continue
+        read += 1
         notes.faces(faces)
         if not faces or faces[0].index is None:
             notes.no_face(path, whole=bool(faces))
         rows += [{"path": path, **face.record()} for face in faces]
         if px is not None:
             pixels.append(px)
+    if args.image and not read and not args.text:
+        print(f"flip embed: none of the {len(args.image)} image(s) could be read", file=sys.stderr)
+        return 1
     with torch.inference_mode():
         img = model.encode_image(processor.normalize(torch.cat(pixels))) if pixels else None
         txt = model.encode_text(processor.texts(args.text)) if args.text else None
@@ -76,11 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         emb = img if img is not None else txt
         print(f"{emb.shape[0]} embeddings of dimension {emb.shape[1]}", file=sys.stderr)
-    if args.out:
+    if out is not None:
         arrays = {k: v.numpy() for k, v in (("image", img), ("text", txt)) if v is not None}
         if rows:
             arrays.update(path=np.array([r["path"] for r in rows]), box=np.array([r["box"] for r in rows]),
                           face=np.array([-1 if r["face"] is None else r["face"] for r in rows]))
-        np.savez(args.out, **arrays)
-        print(f"wrote {args.out}", file=sys.stderr if args.json else sys.stdout)
-    return 0
+        with atomic_output(out) as pending, open(pending.path, "wb") as f:
+            np.savez(f, **arrays)
+        print(f"wrote {out}", file=sys.stderr if args.json else sys.stdout)
+    if skipped:
+        print(f"embedded {read} image(s); skipped {len(skipped)} unreadable", file=sys.stderr)
+    return partial_exit(read + len(args.text), len(skipped), args.skip_bad)

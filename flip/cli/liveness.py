@@ -8,7 +8,7 @@ Zero-shot by default (the shipped prompts `liveness`); a checkpoint from `flip l
 used the same way (`--model`). The threshold on the live score is `--threshold`, or chosen on a
 labelled development folder (`--calibrate DIR`: live/ and attack/<type>/ folders, or any layout
 flip.data.loaders reads) at its EER or, with `--target-bpcer`, at that BPCER. A score equal to the
-threshold is live. Unreadable images are reported by path and skipped.
+threshold is live. Unreadable images are reported by path and skipped (exit code 1; `--skip-bad`: 0).
 
 The decision rule: the live score is live against the best attack category,
 p_live / (p_live + p_best_attack) from the per-category probabilities, so at the default threshold
@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 
+from flip.cli._common import add_skip_bad, nonnegative_int, partial_exit
 from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, one_line,
                              per_image)
 
@@ -39,20 +40,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model name, Hub id, directory or file (default: the embedded model)")
     p.add_argument("--prompts", default="liveness", help="liveness prompt file: task name or path (default: liveness)")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--threshold", type=float, default=None,
+    how.add_argument("--threshold", type=_probability, default=None,
                      help="live when the live score (live against the best attack) >= this "
                           "(default: 0.5, i.e. live beats every attack, unless --calibrate)")
     how.add_argument("--calibrate", default=None, metavar="DEV_DIR",
                      help="choose the threshold on this labelled dev set")
     p.add_argument("--dataset", default="auto", help="--calibrate's layout (a flip.data.loaders name; default: auto)")
-    p.add_argument("--target-bpcer", type=float, default=None,
+    p.add_argument("--target-bpcer", type=_probability, default=None,
                    help="with --calibrate: the highest threshold whose dev BPCER is at most this (default: at the EER)")
     p.add_argument("--json", action="store_true", help="write JSON Lines, one object per image")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
+    p.add_argument("--workers", type=nonnegative_int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     add_face_arguments(p)
+    add_skip_bad(p)
     return p
+
+
+def _probability(value: str) -> float:
+    """argparse type of --threshold and --target-bpcer: a number in [0, 1] (nan is not one)."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= x <= 1.0:  # also false for nan
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}")
+    return x
 
 
 def _fail(message: str) -> int:
@@ -85,13 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     from flip.liveness import DEFAULT_THRESHOLD, LivenessClassifier, calibrate
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, processor = load(args.model, device=device)
     try:
-        model, processor = load(args.model, device=device)
         clf = LivenessClassifier(model, processor, args.prompts)
-    except KeyError as err:
+    except KeyError as err:  # an unknown prompt task
         return _fail(err.args[0])
-    except (FileNotFoundError, ValueError) as err:
-        return _fail(str(err))
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     if args.calibrate is not None:
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             criterion = "eer" if args.target_bpcer is None else "bpcer"
             threshold, failed = calibrate(clf, records, criterion, args.target_bpcer, args.batch_size, args.workers)
         except (FileNotFoundError, ValueError, TypeError) as err:
-            return _fail(f"--calibrate {args.calibrate}: {err}")
+            raise ValueError(f"--calibrate {args.calibrate}: {err}") from err
         for name, why in failed:
             print(f"skipped (dev) {name}: {why}", file=sys.stderr)
         how = f"BPCER <= {args.target_bpcer}" if args.target_bpcer is not None else "the EER"
@@ -138,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(one_line(err))
     print(f"scored {faces_done} face(s) in {done} image(s) at threshold {threshold:.4f}; "
           f"skipped {skipped} unreadable or missing", file=sys.stderr)
-    return 0 if done else 1
+    return partial_exit(done, skipped, args.skip_bad)
 
 
 def _label(live: dict) -> str:

@@ -16,6 +16,8 @@ import argparse
 import json
 import sys
 
+from flip.cli._common import nonnegative_int
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flip probe", allow_abbrev=False, description=__doc__.splitlines()[0],
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="draws the validation part (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
+    p.add_argument("--workers", type=nonnegative_int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     return p
 

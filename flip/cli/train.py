@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="a YAML file with any of the sections model, data, loss, optim, towers, run")
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                         help="continue from a checkpoint (default: the last one in run.output_dir)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in a run.output_dir that holds a previous run (its run files are removed)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     return parser
 
@@ -36,11 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.resume is not None:
         overrides += ["--run.resume", args.resume]
-    try:
-        config = load_config(args.config, overrides)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"flip train: {err}", file=sys.stderr)
-        return 2
+    if args.overwrite:
+        overrides += ["--run.overwrite", "true"]
+    config = load_config(args.config, overrides)  # a bad config: one line from flip.cli.main, exit 2
     if args.print_config:
         import yaml
 
@@ -53,9 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as err:
         print(f"flip train: {err}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as err:
-        print(f"flip train: {err}", file=sys.stderr)
-        return 2
     if result.status == "interrupted" and result.checkpoint is not None:  # the first process saved it
         print(f"flip train: stopped by SIGTERM at step {result.step}; checkpoint {result.checkpoint}. "
               f"Continue with: flip train --config {config.run.output_dir}/config.yaml --resume", file=sys.stderr)

@@ -77,6 +77,7 @@ def convert_state_dict(
     `source` names it in errors. The settings are keyword arguments of `FLIPProcessor.from_settings`.
     """
     state_dict = unwrap(state_dict, source)
+    layout = "checkpoint"
     try:
         layout = detect_layout(state_dict)
         if layout == "flip_official":
@@ -85,6 +86,8 @@ def convert_state_dict(
             return openai_clip.convert(state_dict)
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from None
+    except KeyError as err:  # a tensor the layout always has (e.g. layer 0's) is absent
+        raise ValueError(f"{source}: a {layout} state dict without {err.args[0]!r}; truncated or edited?") from None
     if layout in ("hf_clip", "hf_siglip"):
         raise ValueError(
             f"{source}: a transformers {'CLIP' if layout == 'hf_clip' else 'SigLIP'} state dict needs its config: "

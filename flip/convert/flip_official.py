@@ -61,7 +61,10 @@ _REQUIRED = (
 
 
 def is_flip_official(state_dict) -> bool:
-    return f"{VISION}embeddings.patch_embedding.weight" in state_dict and "temp" in state_dict
+    """The authors' vision tower, with their temperature or their text encoder (a checkpoint missing one
+    of them is still this layout, so the error can name what is missing)."""
+    return f"{VISION}embeddings.patch_embedding.weight" in state_dict and (
+        "temp" in state_dict or any(k.startswith(TEXT) for k in state_dict))
 
 
 def _heads(width: int, heads: int | None) -> int:

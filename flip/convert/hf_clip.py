@@ -89,9 +89,8 @@ def processor_settings(path: Path | None, config: FLIPConfig, model_type: str) -
     image = _read_image_processor(path) if path is not None else {}
     clip = model_type == "clip"
     crop = image.get("do_center_crop", clip)
-    size = image.get("crop_size") if crop else image.get("size")
-    if isinstance(size, dict):
-        size = size.get("height") or size.get("shortest_edge")
+    size = _side(image.get("crop_size") if crop else image.get("size"))
+    resize = _side(image.get("size")) if crop else None  # CLIP: shortest_edge, then a crop_size crop
     has_tokenizer = path is not None and any((path / name).is_file() for name in _TOKENIZER_FILES)
     settings = dict(
         image_size=int(size or config.vision_config.image_size),
@@ -102,9 +101,21 @@ def processor_settings(path: Path | None, config: FLIPConfig, model_type: str) -
         max_length=config.text_config.max_position_embeddings,
         tokenizer="clip" if clip and not has_tokenizer else (str(path) if path is not None else None),
     )
+    if resize is not None and size is not None and resize != size:
+        if resize < size:
+            raise ValueError(f"{path}: size.shortest_edge {resize} is smaller than crop_size {size}, which flip "
+                             "cannot reproduce (the crop would be padded)")
+        settings["resize_size"] = int(resize)
     if not clip:  # SigLIP was trained on texts padded to full length, attending to the padding
         settings.update(padding="max_length", return_attention_mask=False)
     return settings
+
+
+def _side(size) -> int | None:
+    """A transformers image processor's size entry ({"shortest_edge": S}, {"height": H, ...} or S) as one side."""
+    if isinstance(size, dict):
+        size = size.get("height") or size.get("shortest_edge")
+    return int(size) if isinstance(size, (int, float)) and not isinstance(size, bool) else None
 
 
 def _read_image_processor(path: Path) -> dict:

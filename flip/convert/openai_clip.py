@@ -12,8 +12,10 @@ Design choices:
   `proj` / `text_projection` as bias-free linears; image pooling is the post-layernormed CLS token
   (`vision_pooling="pooler"`), text pooling the end-of-text token (`text_pooling="pooler"`).
 - Shapes give widths, depths, patch size, image size, context length and vocabulary. What shapes
-  cannot give follows OpenAI's `build_model`: heads = width / 64, QuickGELU, layer-norm eps 1e-5;
-  callers that know better (open_clip) pass them.
+  cannot give (the activation, the head width) comes from the caller (open_clip's model), or for a
+  file from OpenAI's own marks (its archives' integer fields, FaRL's extra head): then OpenAI's
+  `build_model` rule, heads = width / 64 and QuickGELU. A file without such marks is refused with the
+  way to name its architecture (`open_clip:<arch>/<file>`), since a guess would be silently wrong.
 - CLIP pools the text at the end-of-text token, the largest id in its vocabulary; the converted
   config names that id (`vocab_size - 1`) as `eos_token_id`, which selects the same position.
 - Checkpoint extras that are not part of the dual encoder are dropped with a logged note: the
@@ -218,5 +220,25 @@ def convert(state_dict: dict[str, torch.Tensor], **architecture) -> tuple[FLIPCo
 
     `architecture`: the keyword arguments of `infer_config` (heads, activation, layer-norm eps).
     """
+    if "hidden_act" not in architecture:
+        architecture = {**architecture, **_openai_architecture(state_dict)}
     config = infer_config(state_dict, **architecture)
     return config, convert_weights(state_dict), processor_settings(config)
+
+
+def _openai_architecture(state_dict: dict[str, torch.Tensor]) -> dict:
+    """The activation of a state dict read from a file, where only OpenAI's own marks tell it.
+
+    GELU and QuickGELU towers have the same tensors, and so do heads of any width: a wrong guess gives
+    embeddings that are silently off. OpenAI's archives (their integer fields) and FaRL (its
+    masked-image-modelling head) were built by OpenAI's code: QuickGELU, heads of width 64. Anything
+    else is refused with the way to name the architecture."""
+    _check_vit(state_dict)
+    if any(k in state_dict for k in _METADATA_KEYS) or any(k.startswith(_FARL_MIM_PREFIXES) for k in state_dict):
+        return {"hidden_act": "quick_gelu"}
+    raise ValueError(
+        "an OpenAI-CLIP/open_clip state dict does not record its activation (GELU in most LAION and DataComp "
+        "models, QuickGELU in OpenAI's) or its attention head width, and a wrong guess gives wrong embeddings "
+        "silently; name its open_clip architecture: open_clip:<architecture>/<this file>, e.g. "
+        "open_clip:ViT-B-32/model.pt (GELU) or open_clip:ViT-B-32-quickgelu/model.pt (QuickGELU)"
+    )

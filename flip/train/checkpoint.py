@@ -6,6 +6,11 @@ Design choices:
 - Contents: the objective's state (model, momentum encoders, queue), optimiser, scheduler, the data
   position (epoch, batch within the epoch, sampler seed), the global step, the RNG states of every
   process (python, numpy, torch CPU and CUDA), and the resolved config for reference.
+- A run owns its files in its output folder: a new run refuses a folder holding another run's
+  (`run.resume` continues it, `run.overwrite` starts over, removing only those files), and a resume
+  truncates metrics.jsonl to what had been written when its checkpoint was saved and removes the
+  temporary files of a write that was killed, so a killed and resumed run reads like one that never
+  stopped.
 - Everything is stored as tensors, numbers, strings, lists and dicts (numpy's RNG state is converted),
   so checkpoints load with `torch.load(weights_only=True)`: reading one never runs code.
 """
@@ -14,12 +19,17 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 LAST = "checkpoint-last.pt"
+METRICS = "metrics.jsonl"
+#: What a run writes into its output folder (besides the final model, `final/`).
+RUN_FILES = (LAST, METRICS, "config.yaml", "tensorboard")
 
 
 def find_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | None:
@@ -35,6 +45,83 @@ def find_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | Non
     if not path.is_file():
         raise FileNotFoundError(f"run.resume: no checkpoint at {path}")
     return path
+
+
+def claim_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool = False) -> Path | None:
+    """Check that a run may write into `output_dir`; returns the checkpoint to resume from, if any.
+
+    A new run refuses a folder that holds a run's files (`overwrite` removes them, keeping the rest);
+    `resume` must find a checkpoint. Errors name the field and the way out."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"run.output_dir {output_dir}: is a file, not a folder (choose another run.output_dir)")
+    if resume is not None:
+        path = find_resume(resume, output_dir)
+        if path is None:
+            raise FileNotFoundError(f"run.resume: nothing to resume in {output_dir} (no {LAST}; "
+                                    "start a new run without --resume)")
+        return path
+    found = [name for name in (*RUN_FILES, "final") if (output_dir / name).exists()]
+    if found and not overwrite:
+        raise FileExistsError(f"run.output_dir {output_dir}: holds a previous run ({', '.join(found)}; continue it "
+                              "with --resume, start over with --overwrite, or choose another run.output_dir)")
+    if found:
+        remove_run_files(output_dir)
+    return None
+
+
+def remove_run_files(output_dir: Path) -> None:
+    """Remove what a run wrote into `output_dir` (checkpoint, metrics, config, TensorBoard events, the
+    final model's files, temporary files); anything else is the user's and stays."""
+    from ..hub import FLIP_FILES, is_flip_checkpoint
+
+    for name in RUN_FILES:
+        path = output_dir / name
+        if path.is_dir():
+            for event in path.glob("events.out.tfevents.*"):
+                event.unlink()
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif path.exists():
+            path.unlink()
+    final = output_dir / "final"
+    if is_flip_checkpoint(final):
+        for path in final.iterdir():
+            if path.name in FLIP_FILES and path.is_file():
+                path.unlink()
+        if not any(final.iterdir()):
+            final.rmdir()
+    remove_stale_temp_files(output_dir)
+
+
+def remove_stale_temp_files(output_dir: Path) -> None:
+    """Temporary files and folders of writes that were killed (checkpoint, config, final model)."""
+    for path in output_dir.iterdir():
+        if re.fullmatch(rf"\.{re.escape(LAST)}\.tmp-\d+|\.config\.yaml\.tmp", path.name) and path.is_file():
+            path.unlink()
+        elif re.fullmatch(r"\.final\.[a-z0-9_]{8}", path.name) and path.is_dir():  # flip.save's, all flip's files
+            shutil.rmtree(path)
+
+
+def truncate_metrics(output_dir: Path, state: dict) -> None:
+    """Cut metrics.jsonl back to what it held when the checkpoint `state` was saved, so the steps a
+    resume replays appear once (older checkpoints: keep the rows up to the checkpoint's step)."""
+    path = Path(output_dir) / METRICS
+    if not path.is_file():
+        return
+    size = state.get("metrics_bytes")
+    if size is not None:
+        if path.stat().st_size > size:
+            with open(path, "r+b") as f:
+                f.truncate(size)
+        return
+    import json
+
+    lines = [line for line in path.read_text().splitlines(keepends=True)
+             if line.strip() and json.loads(line).get("step", 0) <= state["step"]]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, path)
 
 
 def rng_state() -> dict:

@@ -152,7 +152,8 @@ class RunSection:
     eval_every_epoch: bool = True  # held-out retrieval and zero-shot figures after each epoch (always at the end)
     progress: bool = True  # a tqdm bar on the first process
     tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard package)
-    resume: str | None = None  # a checkpoint to continue, or "auto": output_dir/checkpoint-last.pt if any
+    resume: str | None = None  # a checkpoint to continue, or "auto": output_dir/checkpoint-last.pt (an error if none)
+    overwrite: bool = False  # start afresh in a non-empty output_dir, removing the run files there (others stay)
     find_unused_parameters: bool = False  # DDP's option, for towers whose parameters go partly unused
 
     def __post_init__(self):
@@ -162,6 +163,8 @@ class RunSection:
         _check(self.precision in PRECISIONS, f"run.precision must be one of {PRECISIONS}, got {self.precision!r}")
         _check(self.log_every >= 1, f"run.log_every must be >= 1, got {self.log_every}")
         _check(self.save_every >= 0, f"run.save_every must be >= 0, got {self.save_every}")
+        _check(not (self.resume is not None and self.overwrite),
+               "run.resume and run.overwrite contradict each other: continue the run, or start it over")
 
 
 @dataclass

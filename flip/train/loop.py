@@ -39,7 +39,15 @@ import torch
 
 from . import distributed
 from ..state_file import load_checkpoint, save_checkpoint
-from .checkpoint import LAST, find_resume, rng_state, set_rng_state
+from .checkpoint import (
+    LAST,
+    claim_output_dir,
+    find_resume,
+    remove_stale_temp_files,
+    rng_state,
+    set_rng_state,
+    truncate_metrics,
+)
 from .config import TrainConfig, save_config
 
 
@@ -136,6 +144,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
     try:
         seed_everything(run.seed)  # model and LoRA initialisation: the same on every rank
         output_dir = Path(run.output_dir)
+        resume_from = _claim_output_dir(ctx, output_dir, run)
         if run.deterministic:
             if ctx.device.type == "cuda":
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -195,7 +204,6 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
 
         # -- resume or start -----------------------------------------------------------------------
         step, epoch, batch_in_epoch = 0, 0, 0
-        resume_from = find_resume(run.resume, output_dir)
         rng_states = None
         if resume_from is not None:
             state = load_checkpoint(resume_from)
@@ -211,11 +219,15 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
             scheduler.load_state_dict(state["scheduler"])
             step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             rng_states = state["rng"]
+            if ctx.is_main:  # the steps after the checkpoint are replayed: their metric rows go
+                truncate_metrics(output_dir, state)
+                remove_stale_temp_files(output_dir)
         seed_everything(run.seed + ctx.rank)
         if rng_states is not None:
             set_rng_state(rng_states[ctx.rank])
         if ctx.is_main:  # the recipe, without the resume request (reproducing starts from scratch)
-            save_config(dataclasses.replace(config, run=dataclasses.replace(run, resume=None)), output_dir / "config.yaml")
+            recipe = dataclasses.replace(run, resume=None, overwrite=False)
+            save_config(dataclasses.replace(config, run=recipe), output_dir / "config.yaml")
         distributed.barrier(ctx)
 
         net = objective
@@ -264,6 +276,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
                     "global_batch": global_batch,
                     "train_pairs": n_train,
                     "rng": states,
+                    "metrics_bytes": writer.size(),
                     "config": config.to_dict(),
                 },
                 output_dir / LAST,
@@ -369,6 +382,23 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
         distributed.shutdown(ctx)
 
 
+def _claim_output_dir(ctx, output_dir: Path, run) -> Path | None:
+    """The first process checks (and with run.overwrite clears) the output folder; every process
+    learns whether it refused, so none waits for the others at a barrier."""
+    problem, resume_from = None, None
+    if ctx.is_main:
+        try:
+            resume_from = claim_output_dir(output_dir, run.resume, run.overwrite)
+        except (ValueError, OSError) as err:
+            problem = err
+    (refused,) = distributed.any_flag(ctx, problem is not None)
+    if problem is not None:
+        raise problem
+    if refused:
+        raise ValueError(f"run.output_dir {output_dir}: refused by the first process (see its message)")
+    return resume_from if ctx.is_main else find_resume(run.resume, output_dir)
+
+
 def _alpha(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """FLIP's soft-target weight: ramped linearly from 0 over `alpha_ramp_epochs`."""
     loss = config.loss
@@ -382,6 +412,6 @@ def _save_final(trainable, processor, config: TrainConfig, output_dir: Path, met
     from .card import write_model_card
 
     model = trainable.final_model()
-    final_dir = save(model, processor, output_dir / "final")
+    final_dir = save(model, processor, output_dir / "final", overwrite=config.run.overwrite)
     write_model_card(final_dir, config, summary, metrics)
     return final_dir

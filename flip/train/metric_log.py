@@ -2,7 +2,8 @@
 
 Design choices:
 - `metrics.jsonl` in the output folder, one object per line (`{"step": ..., "loss": ...}`), appended
-  so that a resumed run continues the same file; only the first process writes.
+  so that a resumed run continues the same file (cut back to its checkpoint first, so replayed steps
+  appear once); only the first process writes.
 - TensorBoard is optional: `torch.utils.tensorboard` is imported only when `run.tensorboard` is set,
   with a clear message when the `tensorboard` package is missing.
 """
@@ -40,6 +41,10 @@ class MetricWriter:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.board.add_scalar(key, value, step)
+
+    def size(self) -> int:
+        """Bytes written so far (a checkpoint records it, so a resume can cut the file back to it)."""
+        return self.path.stat().st_size if self.enabled and self.path.is_file() else 0
 
     def close(self) -> None:
         if self.board is not None:
