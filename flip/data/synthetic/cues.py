@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from flip.data.loaders.celeba import CELEBA_ATTRIBUTES
+
 from flip.data.synthetic.expression import BUSHY_BROWS, effective_expression
 
 #: age group -> probability of each identity cue (wrinkles: probabilities of levels 0, 1, 2)
@@ -193,15 +195,8 @@ def rendered_cues(face, nuisance=None) -> list[str]:
 BIG_LIPS = 1.12  # lip_thickness above this draws big lips
 BLURRY = 0.008  # nuisance blur (fraction of the image side) from which a photo counts as blurry
 
-#: CelebA's 40 attributes, spelled as CelebA spells them (list_attr_celeba.txt order).
-CELEBA_40 = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-)
+#: CelebA's 40 attributes, spelled as CelebA spells them (the CelebA loader's list).
+CELEBA_40 = CELEBA_ATTRIBUTES
 #: the CelebA attributes the world does not draw, and why (None for every face)
 UNDRAWN = {
     "Attractive": "subjective: a judgement about a person, not something visible that can be drawn",
