@@ -117,7 +117,12 @@ class EvalSection:
 class RunSection:
     output_dir: str = "runs/vqa-lora"
     merge: bool = False  # also save the base with the adapter merged in (output_dir/merged)
+    merge_dtype: str = "float32"  # the merged model's stored dtype ("float16" halves an embedded model's size)
     device: str | None = None  # default: cuda when available
+
+    def __post_init__(self):
+        if self.merge_dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(f"run.merge_dtype={self.merge_dtype!r}: expected float32, float16 or bfloat16")
 
 
 @dataclass
@@ -203,7 +208,8 @@ def run(config: VQALoRAConfig) -> dict:
         print(scoring.format_scores(scores), file=sys.stderr)
     if config.run.merge:
         merged_dir = out / "merged"
-        model.merge_and_unload().save_pretrained(merged_dir)
+        merged = model.merge_and_unload()
+        merged.to(getattr(torch, config.run.merge_dtype)).save_pretrained(merged_dir)
         processor.save_pretrained(merged_dir)
         (merged_dir / VQA_CONFIG).write_text(json.dumps(settings, indent=2) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
