@@ -89,7 +89,8 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
         left_out = ", ".join(r.get("config", {}).get("left_out", {})) or "none"
         return [(f"CelebA-40 balanced accuracy, mean over {len(rows)} drawn attributes ({r['faces']:,} faces; "
                  f"left out: {left_out})", ", ".join(f"{label} {_pct(mean[k])}" for k, label in
-                                                     (("probe", "linear probe"), ("descriptors", "by description"),
+                                                     (("probe", "linear probe"), ("probe_balanced", "class-balanced probe"),
+                                                      ("descriptors", "by description"),
                                                       ("baseline", "class names")) if k in mean))]
     if name == "speed":
         m = r["machine"]

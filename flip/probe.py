@@ -51,6 +51,7 @@ class ProbeConfig:
     max_iter: int = 300  # L-BFGS iterations per fit
     seed: int = 0  # draws the validation part
     min_select: int = 10  # fewer training examples: no selection, the middle penalty of the list
+    balanced: bool = False  # weight classes by inverse frequency and select by balanced accuracy
 
     def __post_init__(self):
         self.weight_decays = tuple(float(w) for w in self.weight_decays)
@@ -148,10 +149,11 @@ class LinearProbe:
 
 
 def fit_logistic_regression(features: torch.Tensor, targets: torch.Tensor, num_classes: int,
-                            weight_decay: float, max_iter: int = 300) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multinomial logistic regression: minimises mean cross-entropy + weight_decay / 2 * ||W||^2
-    with full-batch L-BFGS. features (N, D) float, targets (N,) long in [0, num_classes).
-    Returns weight (C, D) and bias (C,)."""
+                            weight_decay: float, max_iter: int = 300,
+                            class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression: minimises mean cross-entropy (per-class weighted when
+    `class_weights` is given, as F.cross_entropy weighs) + weight_decay / 2 * ||W||^2 with full-batch
+    L-BFGS. features (N, D) float, targets (N,) long in [0, num_classes). Returns weight (C, D) and bias (C,)."""
     x = features.detach().float()
     weight = torch.zeros(num_classes, x.shape[1], requires_grad=True)
     bias = torch.zeros(num_classes, requires_grad=True)
@@ -160,7 +162,7 @@ def fit_logistic_regression(features: torch.Tensor, targets: torch.Tensor, num_c
 
     def closure():
         optimizer.zero_grad()
-        loss = F.cross_entropy(x @ weight.t() + bias, targets) + weight_decay / 2 * weight.pow(2).sum()
+        loss = F.cross_entropy(x @ weight.t() + bias, targets, weight=class_weights) + weight_decay / 2 * weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -183,6 +185,17 @@ def fit_probe(features: torch.Tensor, labels: Sequence[str], config: ProbeConfig
     mean, std = features.mean(0), features.std(0).nan_to_num(1.0).clamp_min(1e-6)
     x = (features - mean) / std
 
+    # balanced: every class weighs the same in the loss (n / (C * count)), and penalties are chosen by
+    # the mean per-class recall, so a rare attribute is not fitted as "always no"
+    class_weights = (len(labels) / (len(classes) * torch.bincount(targets, minlength=len(classes)).float())
+                     if config.balanced else None)
+
+    def score(predicted: torch.Tensor, truth: torch.Tensor) -> float:
+        if not config.balanced:
+            return (predicted == truth).float().mean().item()
+        recalls = [(predicted[truth == c] == c).float().mean() for c in truth.unique()]
+        return torch.stack(recalls).mean().item()
+
     decays = config.weight_decays
     if len(decays) == 1 or len(labels) < config.min_select:
         chosen = decays[len(decays) // 2]
@@ -192,11 +205,12 @@ def fit_probe(features: torch.Tensor, labels: Sequence[str], config: ProbeConfig
         val, fit = order[:n_val], order[n_val:]
         scores = []
         for decay in decays:
-            weight, bias = fit_logistic_regression(x[fit], targets[fit], len(classes), decay, config.max_iter)
-            scores.append(((x[val] @ weight.t() + bias).argmax(1) == targets[val]).float().mean().item())
+            weight, bias = fit_logistic_regression(x[fit], targets[fit], len(classes), decay, config.max_iter,
+                                                   class_weights)
+            scores.append(score((x[val] @ weight.t() + bias).argmax(1), targets[val]))
         best = max(scores)  # ties go to the strongest penalty (the simplest head)
         chosen = max(d for d, s in zip(decays, scores) if s == best)
-    weight, bias = fit_logistic_regression(x, targets, len(classes), chosen, config.max_iter)
+    weight, bias = fit_logistic_regression(x, targets, len(classes), chosen, config.max_iter, class_weights)
     return LinearProbe(classes, mean, std, weight, bias, chosen)
 
 

@@ -90,6 +90,29 @@ def test_probe_separates_separable_classes_and_keeps_label_names():
         fit_probe(features[:5], ["a"] * 5)
 
 
+def test_balanced_probe_finds_a_rare_class_the_plain_probe_calls_always_no():
+    """A weak signal for a 10% class: the plain probe's best accuracy is "always no" (balanced
+    accuracy 0.5); weighting classes by inverse frequency recovers the class."""
+    from flip.probe import ProbeConfig, fit_probe
+
+    g = torch.Generator().manual_seed(2)
+    labels = (["yes"] * 10 + ["no"] * 90) * 4
+    signal = torch.tensor([0.8 if y == "yes" else -0.8 for y in labels])
+    features = torch.randn(len(labels), 4, generator=g)
+    features[:, 0] += signal
+    train, test = slice(0, 300), slice(300, None)
+
+    def balanced_accuracy(probe):
+        predicted, truth = probe.predict(features[test]), labels[test]
+        recalls = [sum(p == t for p, t in zip(predicted, truth) if t == c) / truth.count(c) for c in ("yes", "no")]
+        return sum(recalls) / 2
+
+    plain = fit_probe(features[train], labels[train], ProbeConfig(weight_decays=(1e-2,)))
+    balanced = fit_probe(features[train], labels[train], ProbeConfig(weight_decays=(1e-2,), balanced=True))
+    assert balanced_accuracy(plain) < 0.6
+    assert balanced_accuracy(balanced) > 0.7
+
+
 @pytest.mark.parametrize("kwargs, field", [({"weight_decays": ()}, "weight_decays"), ({"val_fraction": 1.0}, "val_fraction"),
                                            ({"max_iter": 0}, "max_iter")])
 def test_config_names_the_bad_field(kwargs, field):

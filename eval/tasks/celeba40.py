@@ -8,7 +8,10 @@ World v3 draws CelebA's attributes as cues and records them per face (`extra["ce
 None for every face and left out, as are labels a face hides (bags under sunglasses). Per attribute:
 - probe: FLIP's own protocol, a linear layer on frozen image embeddings (`flip.probe.fit_probe`,
   its L2 penalty chosen from `PROBE_PENALTIES` on a validation part), trained on `--probe-n`
-  faces of the probe split;
+  faces of the probe split, its penalty chosen by accuracy (as CLIP's probes are);
+- probe_balanced: the same probe with classes weighted by inverse frequency and the penalty chosen
+  by balanced accuracy (`ProbeConfig.balanced`), the probe that matches the measure: the plain
+  one fits a rare attribute that the embedding holds weakly as "always no", which scores 0.5;
 - descriptors: zero-shot by description with the shipped `celeba/<Attribute>` prompt files;
 - baseline: zero-shot with the class phrases alone ("a person with bags under the eyes").
 The measure is balanced accuracy (mean recall of true and false, the local `evaluate` module
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 
 METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
-VARIANTS = ("probe", "descriptors", "baseline")
+VARIANTS = ("probe", "probe_balanced", "descriptors", "baseline")
 #: 38 probes per run: two penalties to choose from keep the run to minutes on a 2-core CPU
 PROBE_PENALTIES = (1e-3, 1e-2)
 
@@ -74,7 +77,8 @@ def evaluate_celeba(model, processor, images, labels, probe_images, probe_labels
     from flip.prompts import load_prompts
     from flip.zeroshot import FLIPClassifier, TextCache
 
-    probe_config = ProbeConfig(weight_decays=PROBE_PENALTIES, max_iter=200)
+    probe_configs = {"probe": ProbeConfig(weight_decays=PROBE_PENALTIES, max_iter=200),
+                     "probe_balanced": ProbeConfig(weight_decays=PROBE_PENALTIES, max_iter=200, balanced=True)}
     embeds = embed_images(model, processor, images, batch_size, num_workers)
     probe_embeds = embed_images(model, processor, probe_images, batch_size, num_workers)
     tasks = [f"celeba/{a}" for a in attributes]
@@ -94,8 +98,9 @@ def evaluate_celeba(model, processor, images, labels, probe_images, probe_labels
         row = {"attribute": a, "n": len(keep), "positives": refs.count("true") / len(refs)}
         train_labels = [probe_labels[i][a] for i in train]
         if len(set(train_labels)) == 2:
-            probe = fit_probe(probe_embeds[train], train_labels, probe_config)
-            row["probe"] = metric(probe.predict(embeds[keep]), refs)
+            for column, probe_config in probe_configs.items():
+                probe = fit_probe(probe_embeds[train], train_labels, probe_config)
+                row[column] = metric(probe.predict(embeds[keep]), refs)
         for variant, predictions in zeroshot.items():
             row[variant] = metric([predictions[a][i] for i in keep], refs)
         rows.append(row)
