@@ -109,7 +109,11 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
         mean = r["mean"]
         out = [(f"question answering, mean over {len(r['rows'])} attributes ({r['questions']:,} questions, "
                 f"{r['images']:,} {split} faces)", f"chance {_pct(mean['chance'])}, majority {_pct(mean['majority'])}")]
-        for method, label in (("base", "base VLM"), ("lora", "LoRA fine-tuned VLM"),
+        config = r.get("config", {})
+        base = Path(config["base"]).name if config.get("base") else "base VLM"
+        # with no adapter the "base" row is the model given, e.g. the embedded vqa-toy-synth (LoRA merged in)
+        base_label = f"base VLM `{base}`" if config.get("adapter") else f"VLM `{base}`"
+        for method, label in (("base", base_label), ("lora", "LoRA fine-tuned VLM"),
                               ("zero-shot", "FLIP zero-shot by description, same faces")):
             if method in mean:
                 out.append((label, _pct(mean[method])))
