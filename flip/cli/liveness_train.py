@@ -3,7 +3,7 @@
     flip liveness-train --config finetune/configs/liveness_lora.yaml --liveness.data runs/spoof
 
 Contrastive training (`flip train`) on pairs whose text is the image's category description, built
-from spoof records by `flip.train.liveness.build_train_config`. The config is `flip train`'s (model, data,
+from spoof records: the recipe is `flip.train.liveness.run`. The config is `flip train`'s (model, data,
 loss, optim, towers: full or LoRA, run) plus a `liveness:` section (data, dataset, split, prompts,
 exclude, max_samples, seed); `--section.key value` overrides any field. The result is a checkpoint
 for `flip liveness --model`.
@@ -24,21 +24,18 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    from flip.train.liveness import build_train_config
     from flip.train.config import merge, parse_overrides, read_yaml
-    from flip.train.loop import NonFiniteLossError, train
+    from flip.train.liveness import build_train_config, run
+    from flip.train.loop import NonFiniteLossError
 
     try:
-        section, config = build_train_config(merge(read_yaml(args.config), parse_overrides(overrides)))
-    except (ValueError, FileNotFoundError, TypeError) as err:
-        print(f"flip liveness-train: {err}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        print(yaml.safe_dump({"liveness": vars(section), **config.to_dict()}, sort_keys=False), end="")
-        return 0
-    try:
-        result = train(config)
-    except (NonFiniteLossError, ValueError, FileNotFoundError) as err:
+        raw = merge(read_yaml(args.config), parse_overrides(overrides))
+        if args.print_config:
+            section, config = build_train_config(raw)
+            print(yaml.safe_dump({"liveness": vars(section), **config.to_dict()}, sort_keys=False), end="")
+            return 0
+        result = run(raw)
+    except (NonFiniteLossError, ValueError, FileNotFoundError, TypeError) as err:
         print(f"flip liveness-train: {err}", file=sys.stderr)
         return 1 if isinstance(err, NonFiniteLossError) else 2
     print(f"flip liveness-train: {result.status} after {result.step} steps; model in {result.final_dir}",

@@ -62,3 +62,13 @@ def build_train_config(config: dict, pairs_dir: str | os.PathLike | None = None)
     write_dataset(pairs, pairs_dir, "imagefolder", "train", overwrite=True)
     data = {**config.get("data", {}), "train": str(pairs_dir), "split": "train"}
     return section, load_config(None, {**config, "data": data})
+
+
+def run(config: dict, pairs_dir: str | os.PathLike | None = None):
+    """The whole recipe (`flip liveness-train`): the pairs written, then `flip.train.loop.train` on
+    them. `config` is the YAML's mapping (a `liveness:` section plus `flip train`'s sections);
+    returns the trainer's `TrainResult`."""
+    from flip.train.loop import train
+
+    _, train_config = build_train_config(config, pairs_dir)
+    return train(train_config)
