@@ -21,7 +21,7 @@ applied unchanged to the test split. Methods:
 The table has one row per category: APCER for each attack (marked seen or unseen), BPCER for live;
 then APCER_max, ACER, HTER, EER and AUC over all test attacks, and AUC on the unseen attacks against
 live alone; and "as shipped": APCER_max, BPCER and ACER on the seen categories at the default
-threshold 0.5 with no calibration (`*_default`), which is what `flip liveness` answers out of the box. Metrics come from the local `evaluate` module `eval/metrics/pad`, loaded by path.
+threshold 0.5 with no calibration (`*_default`), which is what `flip liveness` answers out of the box. Metrics come from the local `evaluate` module `eval/metrics/attack_metrics`, loaded by path.
 Writes `liveness.json` (config, rows, per-method metrics), `liveness.md` and `liveness_scores.json`
 (each method's live scores and true categories per example on dev and test, for ROC/DET curves) under --out.
 
@@ -96,7 +96,7 @@ def metric(scores: Sequence[float], labels: Sequence[str], dev_scores: Sequence[
     if _PAD is None:
         import evaluate
 
-        _PAD = evaluate.load(str(METRICS_DIR / "pad"))
+        _PAD = evaluate.load(str(METRICS_DIR / "attack_metrics"))
     return _PAD.compute(predictions=list(scores), references=list(labels), dev_predictions=list(dev_scores),
                         dev_references=list(dev_labels), criterion="eer" if target_bpcer is None else "bpcer",
                         target_bpcer=target_bpcer)
