@@ -21,7 +21,7 @@ Both use the same AdamW settings (lr, betas, eps, weight decay), the same clippi
 temperature clamp ([0.01, 1], open_clip's); data are random pixel tensors and token ids made once
 (no decoding), identical for both. flip's trainer runs torch's fused AdamW kernel where the device
 has one, open_clip_train torch's default implementation, and part of the ratio comes from that
-(measured here on 2 CPU cores: 1.003 before flip switched to the fused kernel, 1.051 after).
+(the ratio itself is in report/results.json and the README, not here).
 Text is padded at random lengths; flip gets the attention mask its collator would make, open_clip
 (causal mask, end-of-text pooling) needs none; the pooled outputs are the same.
 

@@ -103,7 +103,7 @@ def test_bad_input_is_a_clear_error_not_nan(call, message):
 def test_evaluate_module_loads_by_path_and_matches_flip_pad():
     import evaluate
 
-    pad = evaluate.load(str(REPO / "eval/metrics/pad"))
+    pad = evaluate.load(str(REPO / "eval/metrics/attack_metrics"))
     out = pad.compute(predictions=SCORES, references=LABELS, threshold=0.5)
     assert out["apcer_printed_photo"] == 1.0 and out["apcer_screen_replay"] == 0.5
     assert out["acer"] == pytest.approx(0.625) and out["hter"] == pytest.approx(0.5)

@@ -65,6 +65,10 @@ def test_command_writes_the_table(checkpoint, scenes, tmp_path, one_thread, caps
     report = json.loads((out / "naming.json").read_text())
     rows = report["rows"]
     assert [(r["faces"], r["method"]) for r in rows] == [("flip", "baseline"), ("flip", "secla"), ("flip", "secla-b")]
+    recipes = report["config"]["recipes"]  # the heads came from flip name-faces-train; its saved configs
+    assert {k: (v["method"], v["steps"], v["stage1_steps"]) for k, v in recipes.items()} == {
+        "flip secla": ("secla", 12, 4), "flip secla-b": ("secla-b", 12, 4)}
+    assert (out / "naming-heads" / "flip-secla-b" / "heads.pt").is_file()
     train, heldout = load_examples(scenes, "train"), load_examples(scenes, "test_seen")
     assert report["counts"]["flip"]["corpus"]["faces"] == sum(len(r.faces) for r in train)
     assert report["counts"]["flip"]["new images"]["faces"] == sum(len(r.faces) for r in heldout)

@@ -314,6 +314,7 @@ def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(ch
     assert rows["face_swap"]["seen"] is False and rows[seen[0]]["seen"] is True and rows["live"]["metric"] == "BPCER"
     assert set(report["summary"]) == {"zeroshot", "probe", "finetuned"}
     assert report["summary"]["zeroshot"]["auc_unseen"] is not None
+    assert report["config"]["finetune_recipe"]["liveness"]["exclude"] == ["face_swap"]  # the run's saved config
 
     # the zero-shot column equals flip.attack_metrics on independently computed scores, threshold from dev
     model, processor = load(checkpoint)
@@ -327,6 +328,20 @@ def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(ch
     assert rows["face_swap"]["zeroshot"] == pytest.approx(expected.apcer["face_swap"])
     assert rows["live"]["zeroshot"] == pytest.approx(expected.bpcer)
     assert "| **acer** |" in (out / "liveness.md").read_text()
+
+
+def test_eval_task_refuses_a_finetuned_model_that_trained_on_an_unseen_attack(tmp_path, capsys):
+    import yaml
+
+    from eval.tasks.liveness import finetuned_recipe
+
+    (tmp_path / "run" / "final").mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump({"liveness": {"exclude": ["3d_mask"]}}))
+    assert finetuned_recipe(tmp_path / "run" / "final", ["3d_mask"])["liveness"]["exclude"] == ["3d_mask"]
+    with pytest.raises(ValueError, match=r"trained on \['face_swap'\]"):
+        finetuned_recipe(tmp_path / "run" / "final", ["3d_mask", "face_swap"])
+    assert finetuned_recipe(tmp_path / "elsewhere", ["3d_mask"]) is None
+    assert "cannot check" in capsys.readouterr().err
 
 
 def test_eval_task_bad_input_is_one_clear_error(checkpoint, tmp_path, capsys):

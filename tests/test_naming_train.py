@@ -10,8 +10,8 @@ import torch
 
 from flip.naming.pipeline import load_heads
 from flip.naming.secla import SECLAConfig, SECLAHeads
-from flip.train.naming import (NameFacesTrainConfig, PairFeatures, build_heads, label_pairs, pad_batch, save_heads,
-                               train_heads)
+from flip.naming.corpus import PairFeatures, label_pairs
+from flip.train.naming import NameFacesTrainConfig, build_heads, pad_batch, save_heads, train_heads
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def test_shipped_configs_parse(name):
 def test_evaluation_of_baseline_and_trained_heads(one_thread):
     """Frozen features that already align (face = name feature + noise): the untrained baseline
     is perfect; random features: it is not, and SECLA fixes that."""
-    from flip.train.naming import evaluate_pairs
+    from flip.naming.corpus import evaluate_pairs
 
     aligned = corpus()
     for pair in aligned:

@@ -12,13 +12,16 @@ applied unchanged to the test split. Methods:
 - zeroshot: the model as given, against the prompts (`flip.liveness.LivenessClassifier`);
 - probe: logistic regression on the same model's frozen image embeddings (`LivenessProbe`),
   trained on the training split;
-- finetuned: a checkpoint from `flip liveness-train` (`--finetuned DIR`), or one trained here from
-  `--finetune-config` on the training split with the unseen categories excluded; scored as zero-shot.
+- finetuned: a checkpoint from `flip liveness-train` (`--finetuned DIR`), or one trained here by
+  running that command with `--finetune-config` on the training split, the unseen categories
+  excluded; scored as zero-shot. Either way the run's saved, resolved `config.yaml` is read (as data:
+  the recipe's module is never imported) to check that it held the unseen categories out, and is
+  recorded in liveness.json.
 
 The table has one row per category: APCER for each attack (marked seen or unseen), BPCER for live;
 then APCER_max, ACER, HTER, EER and AUC over all test attacks, and AUC on the unseen attacks against
 live alone; and "as shipped": APCER_max, BPCER and ACER on the seen categories at the default
-threshold 0.5 with no calibration (`*_default`), which is what `flip liveness` answers out of the box. Metrics come from the local `evaluate` module `eval/metrics/pad`, loaded by path.
+threshold 0.5 with no calibration (`*_default`), which is what `flip liveness` answers out of the box. Metrics come from the local `evaluate` module `eval/metrics/attack_metrics`, loaded by path.
 Writes `liveness.json` (config, rows, per-method metrics), `liveness.md` and `liveness_scores.json`
 (each method's live scores and true categories per example on dev and test, for ROC/DET curves) under --out.
 
@@ -93,7 +96,7 @@ def metric(scores: Sequence[float], labels: Sequence[str], dev_scores: Sequence[
     if _PAD is None:
         import evaluate
 
-        _PAD = evaluate.load(str(METRICS_DIR / "pad"))
+        _PAD = evaluate.load(str(METRICS_DIR / "attack_metrics"))
     return _PAD.compute(predictions=list(scores), references=list(labels), dev_predictions=list(dev_scores),
                         dev_references=list(dev_labels), criterion="eer" if target_bpcer is None else "bpcer",
                         target_bpcer=target_bpcer)
@@ -122,24 +125,45 @@ def as_shipped(scores: Sequence[float], labels: Sequence[str], unseen: Sequence[
 
 
 def finetune(config: str | Path, data: str | Path, split: str, unseen: Sequence[str], output_dir: str | Path,
-             dataset: str = "auto", overrides: list[str] | None = None) -> Path:
-    """Run `flip liveness-train`'s recipe on `data`'s training split without the unseen categories."""
+             dataset: str = "auto", overrides: list[str] | None = None) -> tuple[Path, dict]:
+    """Run the liveness recipe (`flip liveness-train --config config`) on `data`'s training split
+    without the unseen categories; returns (the fine-tuned model, the run's resolved config)."""
+    import json
+
+    from eval.recipes import run_recipe
+
+    argv = ["--config", str(config), "--liveness.data", str(data), "--liveness.split", json.dumps(split),
+            "--liveness.dataset", dataset, "--liveness.exclude", json.dumps(list(unseen)),
+            "--run.output_dir", str(output_dir), *(overrides or [])]
+    recipe = run_recipe("liveness-train", argv, output_dir)
+    check_held_out(recipe, unseen, f"flip liveness-train --config {config}")
+    final = Path(recipe["run"]["output_dir"]) / "final"
+    if not (final / "config.json").is_file():
+        raise ValueError(f"flip liveness-train stopped before saving a final model to {final}")
+    return final, recipe
+
+
+def finetuned_recipe(model_dir: str | Path, unseen: Sequence[str]) -> dict | None:
+    """The resolved config that `flip liveness-train` saved beside a fine-tuned model (`<run>/final`'s
+    parent), checked to hold the unseen categories out; None (with a note) when there is none."""
     import yaml
 
-    from flip.train.liveness import build_train_config
-    from flip.train.config import merge, parse_overrides
-    from flip.train.loop import train
+    path = Path(model_dir).parent / "config.yaml"
+    recipe = yaml.safe_load(path.read_text()) if path.is_file() else None
+    if not isinstance(recipe, dict) or "liveness" not in recipe:
+        print(f"eval.tasks.liveness: no flip liveness-train config.yaml beside {model_dir}: cannot check that "
+              f"{list(unseen)} were held out of its training", file=sys.stderr)
+        return None
+    check_held_out(recipe, unseen, str(path))
+    return recipe
 
-    raw = yaml.safe_load(Path(config).read_text()) or {}
-    raw = merge(raw, {"liveness": {"data": str(data), "split": split, "dataset": dataset, "exclude": list(unseen)},
-                      "run": {"output_dir": str(output_dir)}})
-    if overrides:
-        raw = merge(raw, parse_overrides(overrides))
-    _, train_config = build_train_config(raw)
-    result = train(train_config)
-    if result.final_dir is None:
-        raise RuntimeError(f"fine-tuning stopped ({result.status}) before saving a final model")
-    return Path(result.final_dir)
+
+def check_held_out(recipe: dict, unseen: Sequence[str], where: str) -> None:
+    """The protocol: a fine-tuned model never trained on the categories evaluated as unseen."""
+    seen = sorted(set(unseen) - set(recipe["liveness"].get("exclude") or []))
+    if seen:
+        raise ValueError(f"{where}: trained on {seen}, which --unseen evaluates as unseen attacks "
+                         "(hold them out with --liveness.exclude)")
 
 
 def evaluate_liveness(scores: dict[str, dict[str, dict[str, list]]], labels: dict[str, list[str]],
@@ -193,8 +217,9 @@ def format_table(rows: list[dict], summaries: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def run(args, overrides: list[str]) -> tuple[dict, dict, str]:
-    """Load the splits and the model(s) and score every method: (scores, labels, device)."""
+def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict | None]:
+    """Load the splits and the model(s) and score every method: (scores, labels, device, the
+    fine-tuning recipe's resolved config or None)."""
     from flip.hub import load
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -206,18 +231,21 @@ def run(args, overrides: list[str]) -> tuple[dict, dict, str]:
     labels = {s: lab for s, (_, lab) in splits.items()}
     held_out = {s: v for s, v in splits.items() if s != "train"}
     model, processor = load(args.model, device=device)
-    scores = {}
+    scores, recipe = {}, None
     for m in args.methods:
         if m == "finetuned":
-            path = args.finetuned or finetune(args.finetune_config, args.data, args.train_split, args.unseen,
-                                              Path(args.out) / "finetune", args.dataset, overrides)
+            if args.finetuned:
+                path, recipe = args.finetuned, finetuned_recipe(args.finetuned, args.unseen)
+            else:
+                path, recipe = finetune(args.finetune_config, args.data, args.train_split, args.unseen,
+                                        Path(args.out) / "finetune", args.dataset, overrides)
             ft_model, ft_processor = load(str(path), device=device)
             scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", args.prompts,
                                 batch_size=args.batch_size, num_workers=args.workers)
         else:
             scores[m] = predict(model, processor, splits if m == "probe" else held_out, m, args.prompts,
                                 batch_size=args.batch_size, num_workers=args.workers)
-    return scores, labels, device
+    return scores, labels, device, recipe
 
 
 # -- command ----------------------------------------------------------------------------------------
@@ -251,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unrecognized arguments: {' '.join(overrides)} (--section.key overrides go with --finetune-config)")
 
     try:
-        scores, labels, device = run(args, overrides)
+        scores, labels, device, recipe = run(args, overrides)
         rows, summaries = evaluate_liveness(scores, labels, args.unseen, target_bpcer=args.target_bpcer)
     except (FileNotFoundError, ValueError, KeyError) as err:
         print(f"eval.tasks.liveness: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
@@ -261,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(rows, summaries)
     print(table)
     config = {**vars(args), "overrides": overrides, "device": device,
-              "model": args.model or "flip-tiny-synth (embedded default)"}
+              "model": args.model or "flip-tiny-synth (embedded default)", "finetune_recipe": recipe}
     (out / "liveness.json").write_text(json.dumps({"config": config, "counts": {s: len(v) for s, v in labels.items()},
                                                    "rows": rows, "summary": summaries}, indent=2) + "\n")
     (out / "liveness.md").write_text(table + "\n")

@@ -16,7 +16,10 @@ Rows, per face embedder (`--embedders`: the FLIP image tower, dlib's face-recogn
 `flip.naming.embed`):
 - baseline: no training, cosine between the face embedding and the FLIP text embedding of the bare
   name, Hungarian matching with a fixed `--threshold` for "no name" (FLIP only: dlib's space knows no names);
-- secla, secla-b: heads trained by `flip.train.naming.train_heads` with the given steps and seed.
+- secla, secla-b: heads trained by the naming recipe with the given steps and seed, run as its
+  command (`flip name-faces-train`, one run per embedder and method, into `<out>/naming-heads/`);
+  the heads are read from the run's `heads.pt`, and its resolved `config.yaml` is recorded in
+  naming.json (evaluation never imports the recipe's module).
 Each cell: precision, recall and F1 of face labels without "no name", and with it (then every face
 counts and the three coincide: accuracy over faces), micro-averaged (`flip.naming.label_scores`).
 
@@ -62,18 +65,45 @@ def load_examples(data: str | Path, split: str | None = None, limit: int | None 
 
 
 def featurize(records: Sequence, model, processor, embedder) -> list:
-    """`flip.train.naming.featurize` with the given face embedder, features moved to the CPU (heads train there)."""
-    from flip.train.naming import PairFeatures, featurize as featurize_pairs
+    """`flip.naming.corpus.featurize` with the given face embedder, features moved to the CPU (the heads run there)."""
+    from flip.naming.corpus import PairFeatures, featurize as featurize_pairs
 
     return [PairFeatures(p.faces.cpu(), p.names, p.name_features.cpu(), p.face_names)
             for p in featurize_pairs(records, model, processor, face_embedder=embedder)]
+
+
+# -- training, by the recipe's command ----------------------------------------------------------------
+def recipe_argv(data: str | Path, split: str | None, embedder: str, method: str, train: dict, output_dir: Path,
+                model: str | None = None, limit: int | None = None, format: str | None = None) -> list[str]:
+    """`flip name-faces-train`'s arguments for one embedder and method; `train` holds more of its
+    config's fields (steps, stage1_steps, batch_size, lr, seed, names, heads, ...)."""
+    fields = {"data": str(data), "split": split, "format": format, "max_records": limit, "faces": embedder,
+              "method": method, "output_dir": str(output_dir), **train}
+    if model is not None:
+        fields["model"] = model
+    return [arg for key, value in fields.items() for arg in (f"--{key}", json.dumps(value))]
+
+
+def train_heads(runs: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], tuple[Any, dict]]:
+    """{(embedder, method): recipe arguments} -> {(embedder, method): (heads, the run's resolved config)}.
+
+    Every config is resolved first (`--print-config`), so a bad one stops before any training."""
+    from eval.recipes import resolved_config, run_recipe
+    from flip.naming.pipeline import load_heads
+
+    output_dirs = {key: Path(resolved_config("name-faces-train", argv)["output_dir"]) for key, argv in runs.items()}
+    out = {}
+    for key, argv in runs.items():
+        recipe = run_recipe("name-faces-train", argv, output_dirs[key])
+        out[key] = (load_heads(output_dirs[key] / "heads.pt"), recipe)
+    return out
 
 
 # -- predict and score ------------------------------------------------------------------------------
 def predict(heads, pairs: Sequence, threshold: float = 0.0) -> list[list[str | None]]:
     """Each pair's face labels (None = no name): through `heads`, or with `heads=None` the untrained
     baseline at `threshold`."""
-    from flip.train.naming import label_pairs
+    from flip.naming.corpus import label_pairs
 
     return label_pairs(heads, pairs, threshold) if heads is None else label_pairs(heads, pairs)
 
@@ -87,14 +117,13 @@ def metric(predictions: Sequence[Sequence[str | None]], references: Sequence[Seq
 
 def evaluate_naming(model, processor, train_records: Sequence, heldout_records: Sequence | None,
                     embedders: Sequence[str] = ("flip",), methods: Sequence[str] = METHODS, *,
-                    train: dict | None = None, threshold: float = 0.0,
+                    heads: dict[tuple[str, str], Any] | None = None, threshold: float = 0.0,
                     log: Callable[[str], None] = lambda message: None) -> tuple[list[dict], dict]:
     """The table's rows ({faces, method, corpus: {KEYS}, new images: {KEYS} or None}) and counts.
 
-    `train` holds `NameFacesTrainConfig` fields (steps, stage1_steps, batch_size, lr, seed, names, heads).
+    `heads` holds the trained heads of every (embedder, method) other than the baseline (`train_heads`).
     """
     from flip.naming.embed import build_face_embedder
-    from flip.train.naming import NameFacesTrainConfig, train_heads
 
     rows, counts = [], {}
     for name in embedders:
@@ -106,17 +135,13 @@ def evaluate_naming(model, processor, train_records: Sequence, heldout_records: 
                             "named_faces": sum(n is not None for x in p for n in x.face_names)} for s, p in sets.items()}
         log(f"{name}: " + ", ".join(f"{s} {c['pairs']} pairs, {c['faces']} faces" for s, c in counts[name].items()))
         for method in methods:
-            if method == "baseline":
-                if name != "flip":
-                    continue  # no shared face-name space to compare in
-                heads = None
-            else:
-                config = NameFacesTrainConfig(**{**(train or {}), "method": method, "faces": name})
-                heads = train_heads(config, sets["corpus"])
+            if method == "baseline" and name != "flip":
+                continue  # no shared face-name space to compare in
+            trained = None if method == "baseline" else (heads or {})[name, method]
             row: dict[str, Any] = {"faces": name, "method": method}
             for setting in SETTINGS:
                 pairs = sets.get(setting)
-                row[setting] = None if pairs is None else metric(predict(heads, pairs, threshold),
+                row[setting] = None if pairs is None else metric(predict(trained, pairs, threshold),
                                                                  [p.face_names for p in pairs])
             rows.append(row)
             log(f"{name} {method}: " + "; ".join(f"{s} F1 {100 * row[s]['f1']:.1f}" for s in SETTINGS if row[s]))
@@ -178,29 +203,31 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     heldout = None if args.heldout_split.lower() == "none" else args.heldout_split
     from flip.hub import load
-    from flip.train.naming import NameFacesTrainConfig
 
     train = {"names": args.names, "steps": args.steps, "stage1_steps": args.stage1_steps,
              "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "save_every": 0}
+    out = Path(args.out)
+    runs = {(e, m): recipe_argv(args.data, args.train_split, e, m, train, out / "naming-heads" / f"{e}-{m}",
+                                args.model, args.limit, args.format)
+            for e in embedders for m in args.methods if m != "baseline"}
     try:
-        NameFacesTrainConfig(**{**train, "method": "secla-b"})  # one clear error before any work
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model, processor = load(args.model, device=device)
         train_records = load_examples(args.data, args.train_split, args.limit, args.format)
         heldout_records = None if heldout is None else load_examples(args.data, heldout, args.limit, args.format)
+        trained = train_heads(runs)
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model, processor = load(args.model, device=device)
         rows, counts = evaluate_naming(model, processor, train_records, heldout_records, embedders, args.methods,
-                                       train=train, threshold=args.threshold,
-                                       log=lambda m: print(f"naming: {m}", file=sys.stderr))
+                                       heads={key: heads for key, (heads, _) in trained.items()},
+                                       threshold=args.threshold, log=lambda m: print(f"naming: {m}", file=sys.stderr))
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"python -m eval.tasks.naming: {err}", file=sys.stderr)
         return 2
     table = format_table(rows)
     print(table)
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "model": args.model or "flip-tiny-synth (embedded default)", "device": device,
-              "embedders": embedders}
+              "embedders": embedders, "recipes": {f"{e} {m}": recipe for (e, m), (_, recipe) in trained.items()}}
     (out / "naming.json").write_text(json.dumps({"config": config, "counts": counts, "rows": rows}, indent=2) + "\n")
     (out / "naming.md").write_text(table + "\n")
     print(f"\nwrote {out / 'naming.json'} and naming.md", file=sys.stderr)

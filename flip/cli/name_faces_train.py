@@ -14,23 +14,19 @@ remember it, and `flip name-faces --heads` embeds faces the same way).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flip name-faces-train", allow_abbrev=False,
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="YAML file with NameFacesTrainConfig fields")
-    args, overrides = parser.parse_known_args(argv)
-
-    from flip.train.config import load_config
+    from flip.cli._recipe import recipe_command
     from flip.train.naming import NameFacesTrainConfig, run
 
-    try:
-        run(load_config(args.config, overrides, cls=NameFacesTrainConfig),
-            log=lambda message: print(f"flip name-faces-train: {message}", file=sys.stderr))
-    except (ValueError, FileNotFoundError, TypeError, ImportError) as err:
-        print(f"flip name-faces-train: {err}", file=sys.stderr)
-        return 2
-    return 0
+    def log(message: str) -> None:
+        print(f"flip name-faces-train: {message}", file=sys.stderr)
+
+    return recipe_command("flip name-faces-train", __doc__, NameFacesTrainConfig, lambda config: run(config, log=log),
+                          "YAML file with NameFacesTrainConfig fields", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

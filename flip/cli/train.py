@@ -4,8 +4,8 @@
     flip train --config runs/flip/config.yaml --resume            # continue where it stopped
     torchrun --nproc_per_node 2 -m flip train --config ...        # several processes (DDP)
 
-Every field of `flip.train.config.TrainConfig` can be overridden; `--print-config` shows the
-resolved config and exits.
+The recipe is `flip.train.pretrain.run`; every field of its `TrainConfig` can be overridden;
+`--print-config` shows the resolved config and exits.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, overrides = build_parser().parse_known_args(argv)
-    from flip.train.config import load_config
-    from flip.train.loop import NonFiniteLossError, train
+    from flip.train.config import config_yaml, load_config
+    from flip.train.loop import NonFiniteLossError
+    from flip.train.pretrain import run
 
     if args.resume is not None:
         overrides += ["--run.resume", args.resume]
@@ -42,14 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides += ["--run.overwrite", "true"]
     config = load_config(args.config, overrides)  # a bad config: one line from flip.cli.main, exit 2
     if args.print_config:
-        import yaml
-
-        data = config.to_dict()
-        data["optim"]["betas"] = list(data["optim"]["betas"])
-        print(yaml.safe_dump(data, sort_keys=False), end="")
+        print(config_yaml(config), end="")
         return 0
     try:
-        result = train(config)
+        result = run(config)
     except NonFiniteLossError as err:
         print(f"flip train: {err}", file=sys.stderr)
         return 1

@@ -3,8 +3,9 @@
 `detect` finds faces, `names` finds person names in captions, `embed` turns faces into features
 (the FLIP image tower, or dlib's face-recognition ResNet), `align` scores and assigns faces to
 names, `secla` learns the alignment from image-caption pairs alone (SECLA and SECLA-B, papers.md),
-`metrics` scores face labels, and `pipeline.FaceNamer` puts the stages together. The training
-recipe that learns the heads over a corpus is `flip.train.naming`:
+`corpus` featurises image-caption pairs once and labels their faces, `label_scores` scores face
+labels, and `pipeline.FaceNamer` puts the stages together. The training recipe that learns the
+heads over a corpus is `flip.train.naming`:
 
     from flip.naming import FaceNamer, MTCNNDetector
     namer = FaceNamer(*flip.load(), detector=MTCNNDetector())
@@ -26,6 +27,7 @@ _EXPORTS = {
     "prototype_loss": "secla",
     "FaceNamer": "pipeline", "NamedFace": "pipeline", "load_heads": "pipeline",
     "face_label_scores": "label_scores", "face_label_report": "label_scores",
+    "PairFeatures": "corpus", "featurize": "corpus", "label_pairs": "corpus", "evaluate_pairs": "corpus",
     "FaceEmbedder": "embed", "FlipFaceEmbedder": "embed", "DlibFaceEmbedder": "embed", "build_face_embedder": "embed",
 }
 __all__ = sorted(_EXPORTS)

@@ -1,10 +1,11 @@
 """The training wing: the trainer, and one recipe per trainable thing.
 
-Every recipe is a config dataclass (validated in `__post_init__`, errors naming the field) and a
-function that runs it, behind a `flip` command (in flip.cli: the library never imports its
-command line); each writes its resolved config.yaml beside what it trains:
-- pretraining: `loop.train(TrainConfig)`, `flip train`;
-- liveness fine-tuning (CLIPC8): `liveness.build_train_config` then `loop.train`, `flip liveness-train`;
+Every recipe is a module with one shape: a config dataclass (validated in `__post_init__`, errors
+naming the field, round-tripping through YAML) and `run(config) -> result`, behind a thin `flip`
+command (in flip.cli: the library never imports its command line); each writes its resolved
+config.yaml beside what it trains, and evaluation reads that file instead of importing the recipe:
+- pretraining: `pretrain.run(TrainConfig)` (the trainer, `loop.train`), `flip train`;
+- liveness fine-tuning (CLIPC8): `liveness.run(LivenessTrainConfig)`, `flip liveness-train`;
 - face-naming heads (SECLA): `naming.run(NameFacesTrainConfig)`, `flip name-faces-train`;
 - the offline toy VLM: `vqa_base.run(VQABaseConfig)`, `flip vqa-base-train`;
 - VQA with LoRA: `vqa_lora.run(VQALoRAConfig)`, `flip vqa-train` (both VQA recipes train through

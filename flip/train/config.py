@@ -343,11 +343,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         raise ValueError(f"{path}: {err}" if path else str(err)) from None
 
 
-def save_config(config, path: str | Path) -> Path:
-    """Write a resolved config dataclass (TrainConfig, or any recipe's) as YAML, atomically;
-    `load_config(path, cls=type(config))` reads it back. Every recipe saves its config through this."""
-    import os
-
+def config_yaml(config) -> str:
+    """A resolved config dataclass (TrainConfig, or any recipe's) as YAML text, fields in order."""
     import yaml
 
     def plain(value):  # YAML's safe dumper knows lists, not tuples
@@ -355,9 +352,17 @@ def save_config(config, path: str | Path) -> Path:
             return {k: plain(v) for k, v in value.items()}
         return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
+    return yaml.safe_dump(plain(dataclasses.asdict(config)), sort_keys=False)
+
+
+def save_config(config, path: str | Path) -> Path:
+    """Write a resolved config dataclass as YAML (`config_yaml`), atomically;
+    `load_config(path, cls=type(config))` reads it back. Every recipe saves its config through this."""
+    import os
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(plain(dataclasses.asdict(config)), sort_keys=False))
+    tmp.write_text(config_yaml(config))
     os.replace(tmp, path)
     return path

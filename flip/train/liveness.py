@@ -2,24 +2,23 @@
 description) pairs.
 
 `flip.liveness.liveness_pairs` builds the pairs from spoof records; they are written as an
-imagefolder dataset and pretrained by `flip.train.loop.train` (full or LoRA, every `flip train`
-section applies). The result is a FLIP checkpoint, used through `flip.liveness.LivenessClassifier`
-like any other. In-batch negatives of the same category are false negatives; the paper's recipe
-accepts that.
+imagefolder dataset (`data.train`, default `<run.output_dir>/pairs`) and trained on by
+`flip.train.loop.train` (full or LoRA, every `flip train` section applies). The config is
+`TrainConfig` plus a `liveness:` section, so the resolved `config.yaml` the trainer writes holds the
+whole recipe (which categories were held out included) and reads back as a `LivenessTrainConfig`.
+The result is a FLIP checkpoint, used through `flip.liveness.LivenessClassifier` like any other.
+In-batch negatives of the same category are false negatives; the paper's recipe accepts that.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flip.data.formats import write_dataset
-from flip.data.loaders import load_records
-from flip.liveness import LIVENESS_TASK, check_liveness_prompts, liveness_pairs
-from flip.prompts import load_prompts
-from flip.train.config import from_dict, load_config
+from flip.liveness import LIVENESS_TASK
+from flip.train.config import TrainConfig
+
+PAIRS_SPLIT = "train"
 
 
 @dataclass
@@ -43,22 +42,45 @@ class LivenessSection:
             raise ValueError(f"liveness.exclude must be a list of category names, got {self.exclude!r}")
 
 
-def build_train_config(config: dict, pairs_dir: str | os.PathLike | None = None):
-    """Write the pairs of a liveness-train config dict and return (LivenessSection, TrainConfig).
+@dataclass
+class LivenessTrainConfig(TrainConfig):
+    """`flip liveness-train`'s config: `flip train`'s sections plus `liveness:`. `data.train` is where
+    the recipe writes the pairs (default `<run.output_dir>/pairs`, split "train")."""
 
-    The pairs go to `pairs_dir` (default: `<run.output_dir>/pairs`) as an imagefolder split
-    "train"; the TrainConfig's `data.train` points at them.
-    """
-    config = dict(config)
-    raw = config.pop("liveness", None)
-    if not isinstance(raw, dict):
-        raise ValueError("the config needs a 'liveness:' section (data, prompts, exclude, ...)")
-    section = from_dict(LivenessSection, raw, "liveness")
+    liveness: LivenessSection = field(default_factory=LivenessSection)
+
+    def __post_init__(self):
+        if not self.data.train:
+            self.data.train = str(Path(self.run.output_dir) / "pairs")
+        if self.data.split is None:
+            self.data.split = PAIRS_SPLIT
+        if self.data.split != PAIRS_SPLIT:
+            raise ValueError(f"data.split must be {PAIRS_SPLIT!r} (the split the recipe writes its pairs as), "
+                             f"got {self.data.split!r}")
+        super().__post_init__()
+
+
+def write_pairs(config: LivenessTrainConfig) -> Path:
+    """The (image, category description) pairs of `config.liveness`, written to `config.data.train`."""
+    import itertools
+
+    from flip.data.formats import write_dataset
+    from flip.data.loaders import load_records
+    from flip.liveness import check_liveness_prompts, liveness_pairs
+    from flip.prompts import load_prompts
+
+    section = config.liveness
     records = list(itertools.islice(load_records(section.data, section.dataset, section.split), section.max_samples))
     pairs = liveness_pairs(records, check_liveness_prompts(load_prompts(section.prompts)), section.exclude,
                            section.seed)
-    output_dir = Path(config.get("run", {}).get("output_dir", "runs/liveness"))
-    pairs_dir = Path(pairs_dir) if pairs_dir is not None else output_dir / "pairs"
-    write_dataset(pairs, pairs_dir, "imagefolder", "train", overwrite=True)
-    data = {**config.get("data", {}), "train": str(pairs_dir), "split": "train"}
-    return section, load_config(None, {**config, "data": data})
+    write_dataset(pairs, config.data.train, "imagefolder", PAIRS_SPLIT, overwrite=True)
+    return Path(config.data.train)
+
+
+def run(config: LivenessTrainConfig):
+    """The whole recipe (`flip liveness-train`): the pairs written, then `flip.train.loop.train` on
+    them; returns the trainer's `TrainResult` (the model in `result.final_dir`)."""
+    from flip.train.loop import train
+
+    write_pairs(config)
+    return train(config)

@@ -1,8 +1,8 @@
 """Training SECLA / SECLA-B heads over a corpus of image-caption pairs (`flip name-faces-train`).
 
 Design choices:
-- Features are computed once (`featurize`): the towers are frozen, so every step after that only
-  runs the small heads on cached tensors, which is what makes this a CPU job.
+- Features are computed once (`flip.naming.corpus.featurize`): the towers are frozen, so every
+  step after that only runs the small heads on cached tensors, which is what makes this a CPU job.
 - Faces come from the records' boxes (the synthetic scenes carry them; a user's corpus may run a
   detector first) through the `faces` embedder (FLIP's image tower or dlib's descriptor, recorded
   in the heads' config); names come from the caption by `RuleNameExtractor`, never from the face
@@ -25,17 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from flip.naming.align import assign_names
-from flip.naming.embed import embed_names
-from flip.naming.names import RuleNameExtractor
+from flip.naming.corpus import PairFeatures, evaluate_pairs, featurize, label_pairs, name_embeddings
 from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, face_prototypes, prototype_loss, secla_loss,
                                secla_scores)
 
-__all__ = ["NameFacesTrainConfig", "PairFeatures", "featurize", "pad_batch", "build_heads", "train_heads",
-           "label_pairs", "evaluate_pairs",
-           "save_heads"]
+__all__ = ["NameFacesTrainConfig", "pad_batch", "build_heads", "train_heads", "save_heads", "run"]
 
 METHODS = ("secla", "secla-b")
 
@@ -46,6 +41,7 @@ class NameFacesTrainConfig:
 
     data: str = ""  # a scenes dataset (any format `flip.data.read_dataset` reads): records with faces and captions
     split: str | None = "train"  # the split to read (None: the path holds one split)
+    format: str | None = None  # the dataset's format: imagefolder | parquet | webdataset (None: detected)
     model: str | None = None  # FLIP model name or path for the frozen features (None: the embedded default)
     output_dir: str = "runs/name-faces"  # heads.pt and config.yaml go here
     method: str = "secla"  # secla | secla-b
@@ -85,48 +81,15 @@ class NameFacesTrainConfig:
             raise ValueError(f"heads: unknown key(s) {sorted(unknown)}")
         if self.save_every < 0:
             raise ValueError(f"save_every={self.save_every}: expected >= 0")
+        from flip.data.formats import FORMATS
+
+        if self.format is not None and self.format not in FORMATS:
+            raise ValueError(f"format={self.format!r}: expected one of {list(FORMATS)} or null (detected)")
         if self.max_records is not None and self.max_records < 1:
             raise ValueError(f"max_records={self.max_records}: expected at least 1 or null")
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class PairFeatures:
-    """One image-caption pair, featurised: frozen face features (F, D), the caption's names and
-    their frozen text features (N, D); `face_names` is the truth when the record has it (else
-    empty), kept for evaluation only."""
-
-    faces: torch.Tensor
-    names: list[str]
-    name_features: torch.Tensor
-    face_names: list[str | None] = field(default_factory=list)
-
-
-def featurize(records, model, processor, margin: float = 0.0, extractor=None,
-              face_embedder=None) -> list[PairFeatures]:
-    """Frozen features of every record that has at least one face box and one name in its caption.
-
-    Faces go through `face_embedder` (a `flip.naming.embed.FaceEmbedder`; default: the FLIP image
-    tower on crops grown by `margin`), names through the FLIP text tower.
-    """
-    from flip.naming.embed import FlipFaceEmbedder
-    from flip.processor import load_image
-
-    extractor = extractor or RuleNameExtractor()
-    face_embedder = face_embedder or FlipFaceEmbedder(model, processor, margin)
-    pairs = []
-    for record in records:
-        faces = record.faces or []
-        names = extractor(record.caption or "")
-        if not faces or not names:
-            continue
-        image = load_image(record.image)
-        pairs.append(PairFeatures(face_embedder(image, [f["box"] for f in faces]),
-                                  names, embed_names(model, processor, names),
-                                  [f.get("name") for f in faces] if any("name" in f for f in faces) else []))
-    return pairs
 
 
 def pad_batch(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,42 +103,11 @@ def pad_batch(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, mask
 
 
-def _name_embeds(heads: SECLAHeads, pair: PairFeatures) -> torch.Tensor:
-    return heads.names(pair.name_features) if heads.name_head is not None else heads.names(names=pair.names)
-
-
 def _batch_loss(heads: SECLAHeads, batch: list[PairFeatures]) -> torch.Tensor:
     faces, face_mask = pad_batch([heads.faces(p.faces) for p in batch])
-    names, name_mask = pad_batch([_name_embeds(heads, p) for p in batch])
+    names, name_mask = pad_batch([name_embeddings(heads, p) for p in batch])
     scores = secla_scores(faces, face_mask, names, name_mask, heads.noname)
     return secla_loss(scores, heads.config.temperature, heads.config.symmetry_weight)
-
-
-@torch.no_grad()
-def label_pairs(heads: SECLAHeads | None, pairs: list[PairFeatures], threshold: float = -1.0) -> list[list[str | None]]:
-    """Each pair's faces labelled by Hungarian matching. With heads, through them, a face's NONAME
-    similarity (or `threshold`, when higher) being its bar for taking a name; with `heads=None`,
-    the untrained baseline: frozen-feature cosines against `threshold`."""
-    out = []
-    for pair in pairs:
-        if heads is None:
-            faces, names = F.normalize(pair.faces, dim=-1), F.normalize(pair.name_features, dim=-1)
-            bar = torch.full((len(faces),), float(threshold))
-        else:
-            faces = F.normalize(heads.faces(pair.faces), dim=-1)
-            names = F.normalize(_name_embeds(heads, pair), dim=-1)
-            bar = torch.clamp(faces @ F.normalize(heads.noname, dim=-1), min=threshold)
-        labels = assign_names(faces @ names.t(), bar)
-        out.append([None if lab.name is None else pair.names[lab.name] for lab in labels])
-    return out
-
-
-def evaluate_pairs(heads: SECLAHeads | None, pairs: list[PairFeatures], threshold: float = -1.0) -> dict[str, float]:
-    """Face-label precision, recall and F1 with and without NONAME (`flip.naming.label_scores`) of
-    `label_pairs` against the pairs' true face names."""
-    from flip.naming.label_scores import face_label_report
-
-    return face_label_report(label_pairs(heads, pairs, threshold), [p.face_names for p in pairs])
 
 
 def build_heads(config: NameFacesTrainConfig, pairs: list[PairFeatures]) -> SECLAHeads:
@@ -288,7 +220,7 @@ def run(config: NameFacesTrainConfig, log=None) -> dict:
         raise ValueError("data: give the scenes dataset (--data PATH)")
     model, processor = load(config.model)
     embedder = build_face_embedder(config.faces, model, processor, config.margin)
-    records = islice(read_dataset(config.data, split=config.split), config.max_records)
+    records = islice(read_dataset(config.data, format=config.format, split=config.split), config.max_records)
     pairs = featurize(records, model, processor, face_embedder=embedder)
     log(f"{len(pairs)} pairs with faces and names")
     out = Path(config.output_dir)

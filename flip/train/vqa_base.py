@@ -43,6 +43,12 @@ class DataSection:
     images: int | None = None  # use at most this many images
     check_images: bool = False
 
+    def __post_init__(self):
+        if not self.source:
+            raise ValueError("data.source: name the image-caption records to pretrain on")
+        if self.images is not None and self.images < 1:
+            raise ValueError(f"data.images={self.images}: expected a positive integer or null")
+
 
 @dataclass
 class TrainSection(LoRATrainSection):
@@ -61,6 +67,10 @@ class RunSection:
     output_dir: str = "runs/vqa-toy-base"
     device: str | None = None
 
+    def __post_init__(self):
+        if not self.output_dir:
+            raise ValueError("run.output_dir: name the folder for the model, config.yaml and metrics.json")
+
 
 @dataclass
 class VQABaseConfig:
@@ -72,6 +82,7 @@ class VQABaseConfig:
 
 
 def run(config: VQABaseConfig) -> dict:
+    """Build, pretrain and save the toy VLM; returns the metrics (also written to output_dir/metrics.json)."""
     import torch
 
     from flip.hub import load

@@ -60,6 +60,8 @@ class DataSection:
     check_images: bool = False  # open and verify every image while loading
 
     def __post_init__(self):
+        if not self.source:
+            raise ValueError("data.source: name the labelled records to make questions from")
         for name in ("per_image", "train_images", "eval_images"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -112,6 +114,14 @@ class EvalSection:
     synonyms: dict = field(default_factory=dict)  # {canonical answer: [variants]} for normalisation
     confusion: bool = True  # a confusion-matrix figure per attribute under output_dir/confusion/
 
+    def __post_init__(self):
+        for name in ("batch_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"eval.{name}={getattr(self, name)}: expected >= 1")
+        for answer, variants in self.synonyms.items():
+            if not isinstance(variants, list) or not all(isinstance(v, str) for v in variants):
+                raise ValueError(f"eval.synonyms.{answer}: expected a list of variant answers")
+
 
 @dataclass
 class RunSection:
@@ -121,6 +131,8 @@ class RunSection:
     device: str | None = None  # default: cuda when available
 
     def __post_init__(self):
+        if not self.output_dir:
+            raise ValueError("run.output_dir: name the folder for the adapter, config.yaml and metrics.json")
         if self.merge_dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"run.merge_dtype={self.merge_dtype!r}: expected float32, float16 or bfloat16")
 

@@ -3,9 +3,9 @@
 Loaded by path, never from the Hub:
 
     import evaluate
-    pad = evaluate.load("eval/metrics/pad")
-    pad.compute(predictions=[0.9, 0.2, 0.4], references=["live", "printed_photo", "live"],
-                dev_predictions=[...], dev_references=[...])            # threshold at the dev EER
+    attack = evaluate.load("eval/metrics/attack_metrics")
+    attack.compute(predictions=[0.9, 0.2, 0.4], references=["live", "printed_photo", "live"],
+                   dev_predictions=[...], dev_references=[...])         # threshold at the dev EER
 
 Predictions are live scores (higher = more live); references are "live" or an attack category.
 The threshold is `threshold` when given, else chosen on the development split (`dev_predictions`,
