@@ -127,14 +127,15 @@ def as_shipped(scores: Sequence[float], labels: Sequence[str], unseen: Sequence[
 def finetune(config: str | Path, data: str | Path, split: str, unseen: Sequence[str], output_dir: str | Path,
              dataset: str = "auto", overrides: list[str] | None = None) -> tuple[Path, dict]:
     """Run the liveness recipe (`flip liveness-train --config config`) on `data`'s training split
-    without the unseen categories; returns (the fine-tuned model, the run's resolved config)."""
+    without the unseen categories; returns (the fine-tuned model, the run's resolved config).
+    `output_dir` is this evaluation's own folder (under its --out): a rerun starts that run over."""
     import json
 
     from eval.recipes import run_recipe
 
     argv = ["--config", str(config), "--liveness.data", str(data), "--liveness.split", json.dumps(split),
             "--liveness.dataset", dataset, "--liveness.exclude", json.dumps(list(unseen)),
-            "--run.output_dir", str(output_dir), *(overrides or [])]
+            "--run.output_dir", str(output_dir), "--run.overwrite", "true", *(overrides or [])]
     recipe = run_recipe("liveness-train", argv, output_dir)
     check_held_out(recipe, unseen, f"flip liveness-train --config {config}")
     final = Path(recipe["run"]["output_dir"]) / "final"
