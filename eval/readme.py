@@ -110,9 +110,11 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
         out = [(f"question answering, mean over {len(r['rows'])} attributes ({r['questions']:,} questions, "
                 f"{r['images']:,} {split} faces)", f"chance {_pct(mean['chance'])}, majority {_pct(mean['majority'])}")]
         config = r.get("config", {})
-        base = Path(config["base"]).name if config.get("base") else "base VLM"
         # with no adapter the "base" row is the model given, e.g. the embedded vqa-toy-synth (LoRA merged in)
-        base_label = f"base VLM `{base}`" if config.get("adapter") else f"VLM `{base}`"
+        base_label = "base VLM"
+        if config.get("base"):
+            name = Path(config["base"]).name
+            base_label = f"base VLM `{name}`" if config.get("adapter") else f"VLM `{name}`"
         for method, label in (("base", base_label), ("lora", "LoRA fine-tuned VLM"),
                               ("zero-shot", "FLIP zero-shot by description, same faces")):
             if method in mean:

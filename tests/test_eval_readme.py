@@ -104,6 +104,9 @@ def test_vqa_rows_summarise_methods_and_trained_fraction():
     assert "| vqa | LoRA fine-tuned VLM | 35.0% |" in text and "| vqa | base VLM | 0.0% |" in text
     assert "| vqa | parameters LoRA trains | 900 (1.00% of 90,000) |" in text
     assert "rows/" not in text
+    # a model given without an adapter (the embedded vqa-toy-synth has its LoRA merged in) is named
+    results["suites"]["vqa"]["result"]["config"] = {"base": "flip/assets/vqa-toy-synth", "adapter": None}
+    assert "| vqa | VLM `vqa-toy-synth` | 0.0% |" in render_results(results, "report/results.json")
 
 
 def test_the_readme_results_section_is_what_the_committed_results_json_renders(monkeypatch):
