@@ -19,6 +19,7 @@ from flip.data.formats import write_dataset
 from flip.data.loaders import load_records
 from flip.liveness import LIVENESS_TASK, check_liveness_prompts, liveness_pairs
 from flip.prompts import load_prompts
+from flip.train.checkpoint import claim_output_dir
 from flip.train.config import from_dict, load_config
 
 
@@ -43,22 +44,28 @@ class LivenessSection:
             raise ValueError(f"liveness.exclude must be a list of category names, got {self.exclude!r}")
 
 
-def build_train_config(config: dict, pairs_dir: str | os.PathLike | None = None):
+def build_train_config(config: dict, pairs_dir: str | os.PathLike | None = None, claim: bool = True):
     """Write the pairs of a liveness-train config dict and return (LivenessSection, TrainConfig).
 
     The pairs go to `pairs_dir` (default: `<run.output_dir>/pairs`) as an imagefolder split
-    "train"; the TrainConfig's `data.train` points at them.
+    "train"; the TrainConfig's `data.train` points at them. With `claim`, the output folder is first
+    claimed as `flip train` does (`claim_output_dir`: a folder holding a previous run is refused
+    unless run.resume or run.overwrite), so a refused run writes nothing.
     """
     config = dict(config)
     raw = config.pop("liveness", None)
     if not isinstance(raw, dict):
         raise ValueError("the config needs a 'liveness:' section (data, prompts, exclude, ...)")
     section = from_dict(LivenessSection, raw, "liveness")
+    output_dir = Path(config.get("run", {}).get("output_dir", "runs/liveness"))
+    pairs_dir = Path(pairs_dir) if pairs_dir is not None else output_dir / "pairs"
+    data = {**config.get("data", {}), "train": str(pairs_dir), "split": "train"}
+    train_config = load_config(None, {**config, "data": data})
     records = list(itertools.islice(load_records(section.data, section.dataset, section.split), section.max_samples))
     pairs = liveness_pairs(records, check_liveness_prompts(load_prompts(section.prompts)), section.exclude,
                            section.seed)
-    output_dir = Path(config.get("run", {}).get("output_dir", "runs/liveness"))
-    pairs_dir = Path(pairs_dir) if pairs_dir is not None else output_dir / "pairs"
+    if claim:
+        run = train_config.run
+        claim_output_dir(run.output_dir, run.resume, run.overwrite)
     write_dataset(pairs, pairs_dir, "imagefolder", "train", overwrite=True)
-    data = {**config.get("data", {}), "train": str(pairs_dir), "split": "train"}
-    return section, load_config(None, {**config, "data": data})
+    return section, train_config
