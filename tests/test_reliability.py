@@ -98,6 +98,16 @@ def test_cli_convert_refuses_a_file_destination(checkpoint, tmp_path, capsys):
     assert file.read_bytes() == b"data"
 
 
+def test_cli_users_are_told_the_flag_not_the_python_keyword(tmp_path, capsys):
+    """The library says `pass overwrite=True`; on the command line that is `--overwrite`."""
+    argv = ["data", "synth", "--kind", "captions", "--n", "6", "--size", "32", "--out", str(tmp_path / "d"),
+            "--workers", "1", "--quiet"]
+    assert cli_main(argv) == 0
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    assert "overwrite=True" not in _one_error_line(capsys, "flip data synth:", "already exists", "pass --overwrite")
+
+
 # -- outputs written through a temporary file ----------------------------------------------------
 @pytest.fixture
 def faces(tmp_path):

@@ -255,7 +255,7 @@ def test_index_and_search_commands(tmp_path, checkpoint, capsys):
         (["search", str(tmp_path / "nowhere"), "x"], "not a flip index"),
         (["search", str(out), "x", "--model", "flip-tiny"], "fingerprint"),
         (["index", str(folder), "--out", str(folder)], "exists and is not an empty folder"),
-        (["index", "--out", str(out), "--export", str(table_file)], "exists; pass overwrite=True (--overwrite)"),
+        (["index", "--out", str(out), "--export", str(table_file)], "exists; pass --overwrite to replace it"),
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

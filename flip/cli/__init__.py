@@ -110,9 +110,11 @@ def _one_line_usage_errors():
 
 
 def error_line(command: str, err: BaseException) -> str:
-    """One line for the user: `flip <command>: <message>`, without errno codes or line breaks."""
+    """One line for the user: `flip <command>: <message>`, without errno codes or line breaks. The
+    library speaks to Python callers (`pass overwrite=True`); on the command line that is `--overwrite`."""
     message = re.sub(r"^\[Errno \d+\] ", "", str(err))
     message = " ".join(message.split()) or type(err).__name__
+    message = message.replace("overwrite=True", "--overwrite")
     return f"flip {command}: {message}"
 
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 written = index.export_parquet(args.export, overwrite=args.overwrite)
                 print(f"wrote {written}: {len(index)} face(s)", file=sys.stderr)
         except (FileNotFoundError, FileExistsError, ValueError) as err:
-            return _fail(str(err))
+            return _fail(err)
         return 0
     paths, problems = collect_images(args.inputs)
     for path, why in problems:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"wrote {index.export_parquet(args.export, overwrite=args.overwrite)}", file=sys.stderr)
         except FileExistsError as err:
-            return _fail(str(err))
+            return _fail(err)
     for path, why in report.failed:
         print(skipped_line(path, why), file=sys.stderr)
     print(f"{args.out}: added {report.added} face(s), {report.already} image(s) already indexed, "
@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     return partial_exit(report.added + report.already, len(report.failed) + len(problems), args.skip_bad)
 
 
-def _fail(message: str) -> int:
-    print(f"flip index: {message}", file=sys.stderr)
+def _fail(message) -> int:
+    from flip.cli import error_line
+
+    print(error_line("index", message if isinstance(message, BaseException) else ValueError(message)),
+          file=sys.stderr)
     return 2
