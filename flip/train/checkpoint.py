@@ -5,7 +5,8 @@ Design choices:
   (atomic: a crash or a signal while saving leaves the previous checkpoint intact).
 - Contents: the objective's state (model, momentum encoders, queue), optimiser, scheduler, the data
   position (epoch, batch within the epoch, sampler seed), the global step, the RNG states of every
-  process (python, numpy, torch CPU and CUDA), and the resolved config for reference.
+  process (python, numpy, torch CPU and CUDA), the last evaluation (its step and figures, so a resume
+  neither repeats nor loses it), and the resolved config for reference.
 - A run owns its files in its output folder: a new run refuses a folder holding another run's
   (`run.resume` continues it, `run.overwrite` starts over, removing only those files), and a resume
   truncates metrics.jsonl to what had been written when its checkpoint was saved and removes the
