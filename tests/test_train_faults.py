@@ -178,15 +178,17 @@ def test_interrupted_then_resumed_equals_the_uninterrupted_run(dataset, tmp_path
     _check_resumed_run(out, straight)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("at", range(1, 12))
-@pytest.mark.parametrize("how", ["kill", "kill-in-save", "term"])
+#: Every step of the 12 (the last one too), and every checkpoint write (every 2 steps and the last).
+EVERY_STEP = ([(how, at) for how in ("kill", "term") for at in range(1, 13)]
+              + [("kill-in-save", at) for at in range(2, 13, 2)])
+
+
+@pytest.mark.slow  # 30 runs in child processes: part of `make test` and CI, skipped by `make test-fast`
+@pytest.mark.parametrize("how, at", EVERY_STEP)
 def test_interrupted_at_every_step_then_resumed(dataset, tmp_path, straight, how, at):
-    if how == "kill-in-save" and at % 2:
-        pytest.skip("checkpoints are written every 2 steps")
     out = tmp_path / "run"
     config = _write_config(_settings(dataset, out), tmp_path / "c.yaml")
-    _interrupt(how, at, config)
+    assert _interrupt(how, at, config) == (0 if how == "term" else -signal.SIGKILL)
     if (out / LAST).is_file():
         assert cli_main(["train", "--config", str(config), "--resume"]) == 0
     else:  # killed before the first checkpoint: nothing to resume, start over
