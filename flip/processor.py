@@ -388,7 +388,7 @@ def load_image(source, index: int = 0):
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
+            raise FileNotFoundError(f"{path}: {missing_file_reason(path)}")
         with open(path, "rb") as fp:
             image = _decode(fp, name)
     elif isinstance(source, (bytes, bytearray, memoryview)):
@@ -408,6 +408,16 @@ def load_image(source, index: int = 0):
     except Exception as err:  # a malformed EXIF block must not lose the image
         logger.warning("%s: EXIF orientation ignored (%s)", name, err)
     return _to_rgb(image, name)
+
+
+def missing_file_reason(path: Path) -> str:
+    """Why a path that is not a file cannot be read: a folder, a symbolic link that leads nowhere
+    (a loop, or a missing target), or nothing there."""
+    if path.is_dir():
+        return "is a folder, not an image file"
+    if path.is_symlink():
+        return "a symbolic link that leads to no file (a loop, or its target is missing)"
+    return "no such file"
 
 
 def _source_name(source, index: int) -> str:

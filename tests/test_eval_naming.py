@@ -59,10 +59,14 @@ def test_command_writes_the_table(checkpoint, scenes, tmp_path, one_thread, caps
     from flip.naming.embed import FlipFaceEmbedder
 
     out = tmp_path / "report"
-    rc = main(["--data", str(scenes), "--model", checkpoint, "--embedders", "flip", "--steps", "12",
-               "--stage1-steps", "4", "--batch-size", "4", "--threshold", "0.1", "--out", str(out)])
-    assert rc == 0
+    argv = ["--data", str(scenes), "--model", checkpoint, "--embedders", "flip", "--steps", "12",
+            "--stage1-steps", "4", "--batch-size", "4", "--threshold", "0.1", "--out", str(out)]
+    assert main(argv) == 0
+    first = json.loads((out / "naming.json").read_text())
+    capsys.readouterr()
+    assert main(argv) == 0  # a rerun into the same --out starts its own training runs over
     report = json.loads((out / "naming.json").read_text())
+    assert report["rows"] == first["rows"]
     rows = report["rows"]
     assert [(r["faces"], r["method"]) for r in rows] == [("flip", "baseline"), ("flip", "secla"), ("flip", "secla-b")]
     recipes = report["config"]["recipes"]  # the heads came from flip name-faces-train; its saved configs

@@ -236,7 +236,7 @@ def test_liveness_command_bad_input(checkpoint, images, tmp_path, capsys):
     assert flip_liveness([str(images), "--model", checkpoint, "--calibrate", str(dev), "--dataset", "antispoof",
                  "--workers", "0"]) == 2
     assert "only live" in capsys.readouterr().err
-    assert main([str(tmp_path / "missing.png"), "--model", checkpoint]) == 2
+    assert main([str(tmp_path / "missing.png"), "--model", checkpoint]) == 1  # a missing input: skipped
     with pytest.raises(SystemExit):
         main([str(images), "--threshold", "0.5", "--calibrate", str(dev)])
 
@@ -270,6 +270,43 @@ def test_liveness_train_runs_the_trainer_on_category_description_pairs(checkpoin
     assert LivenessClassifier(model, processor).score(torch.zeros(1, 3, 32, 32)).probs.shape == (1, 9)
     assert flip_main(["liveness-train", "--config", str(path), "--liveness.exclude", "[cartoon]"]) == 2
     assert "cartoon" in capsys.readouterr().err
+
+
+def test_liveness_train_refuses_a_previous_run_unless_resume_or_overwrite(checkpoint, tmp_path, capsys):
+    """As `flip train` does (claim_output_dir), and before the pairs are rewritten."""
+    import hashlib
+
+    import yaml
+
+    from flip.cli import main as flip_main
+
+    run = tmp_path / "run"
+    (run / "pairs" / "train").mkdir(parents=True)
+    (run / "pairs" / "train" / "previous.txt").write_text("the previous run's pairs")
+    (run / "checkpoint-last.pt").write_bytes(b"a previous run's checkpoint")
+    (run / "notes.txt").write_text("the user's notes")
+    spoof = _write_antispoof(tmp_path / "spoof", 2, {"printed_photo": 2})
+    path = tmp_path / "liveness.yaml"
+    path.write_text(yaml.safe_dump({
+        "liveness": {"data": str(spoof), "split": None}, "model": {"name": checkpoint},
+        "data": {"eval_size": 0, "batch_size": 4, "num_workers": 0}, "optim": {"warmup_steps": 0},
+        "towers": {"vision": "lora", "text": "lock", "lora_rank": 2},
+        "run": {"output_dir": str(run), "max_steps": 1, "progress": False, "save_every": 0, "precision": "fp32"}}))
+
+    def tree():
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.rglob("*")) if p.is_file()}
+
+    before = tree()
+    assert flip_main(["liveness-train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds a previous run (checkpoint-last.pt" in err and "--overwrite" in err
+    assert tree() == before  # nothing written, the pairs included
+    (run / "checkpoint-last.pt").unlink()
+    assert flip_main(["liveness-train", "--config", str(path), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    (run / "config.yaml").write_text("a previous run's config")
+    assert flip_main(["liveness-train", "--config", str(path), "--overwrite"]) == 0
+    assert (run / "notes.txt").read_text() == "the user's notes" and (run / "final" / "config.json").is_file()
 
 
 def test_liveness_train_names_a_bad_config_file(tmp_path, capsys):

@@ -97,9 +97,9 @@ def test_bad_input_is_one_clear_error(checkpoint, scene, capsys, extra, message)
     assert rc == 2 and message in capsys.readouterr().err
 
 
-def test_missing_image(checkpoint, capsys, tmp_path):
+def test_missing_image_is_a_skipped_input(checkpoint, capsys, tmp_path):
     rc = main([str(tmp_path / "nope.png"), "--caption", "Ana Silva.", "--model", checkpoint])
-    assert rc == 2 and "image file not found" in capsys.readouterr().err
+    assert rc == 1 and capsys.readouterr().err == f"skipped {tmp_path / 'nope.png'}: no such file\n"
 
 
 def test_parse_boxes_forms():

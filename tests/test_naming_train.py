@@ -140,6 +140,25 @@ def test_command_end_to_end(tmp_path, capsys):
     assert rc == 2 and "trained on 7-d features" in capsys.readouterr().err
 
 
+def test_command_refuses_a_previous_run_unless_resume_or_overwrite(tmp_path, capsys):
+    """As `flip train` does (claim_output_dir): checked before the model loads."""
+    from flip.cli.name_faces_train import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "heads.pt").write_bytes(b"a previous run's heads")
+    (out / "notes.txt").write_text("the user's notes")
+    argv = ["--data", str(tmp_path / "scenes"), "--model", str(tmp_path / "no-model"), "--output_dir", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "output_dir " + str(out) + ": holds a previous run (heads.pt" in err and "--overwrite" in err
+    assert (out / "heads.pt").read_bytes() == b"a previous run's heads"
+    assert main([*argv, "--resume"]) == 2 and "resume: nothing to resume" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 2  # the run files go; then the missing model stops it
+    assert "no-model" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
 def test_command_errors(tmp_path, capsys):
     from flip.cli.name_faces_train import main
 

@@ -79,6 +79,25 @@ def test_saved_weights_have_a_normal_file_mode(tmp_path, tiny_model, processor):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name
 
 
+def test_a_checkpoint_rename_is_made_durable_by_syncing_its_folder(tmp_path, tiny_model, processor, monkeypatch):
+    """A rename survives a power cut only once the folder is fsynced: after the rename, the folder
+    that holds the new name (training checkpoints and saved models)."""
+    import flip.hub
+    import flip.state_file
+
+    synced = []
+
+    def record(folder):
+        synced.append((str(folder), sorted(p.name for p in os.scandir(folder))))
+
+    monkeypatch.setattr(flip.state_file, "fsync_dir", record)
+    monkeypatch.setattr(flip.hub, "fsync_dir", record)
+    flip.state_file.save_checkpoint({"step": 1}, tmp_path / "run" / "checkpoint-last.pt")
+    assert synced == [(str(tmp_path / "run"), ["checkpoint-last.pt"])]
+    save(tiny_model, processor, tmp_path / "run" / "final")
+    assert synced[-1] == (str(tmp_path / "run"), ["checkpoint-last.pt", "final"])
+
+
 def test_cli_convert_refuses_a_user_folder_names_the_flag_and_keeps_the_file(checkpoint, tmp_path, capsys):
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -96,6 +115,16 @@ def test_cli_convert_refuses_a_file_destination(checkpoint, tmp_path, capsys):
     assert cli_main(["convert", checkpoint, str(file)]) == 2
     _one_error_line(capsys, "flip convert:", "out.bin", "is a file")
     assert file.read_bytes() == b"data"
+
+
+def test_cli_users_are_told_the_flag_not_the_python_keyword(tmp_path, capsys):
+    """The library says `pass overwrite=True`; on the command line that is `--overwrite`."""
+    argv = ["data", "synth", "--kind", "captions", "--n", "6", "--size", "32", "--out", str(tmp_path / "d"),
+            "--workers", "1", "--quiet"]
+    assert cli_main(argv) == 0
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    assert "overwrite=True" not in _one_error_line(capsys, "flip data synth:", "already exists", "pass --overwrite")
 
 
 # -- outputs written through a temporary file ----------------------------------------------------

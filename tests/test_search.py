@@ -222,10 +222,10 @@ def test_index_and_search_commands(tmp_path, checkpoint, capsys):
     (folder / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "faces.index"
     assert main(["index", str(folder), "--out", str(out), "--model", checkpoint, "--task", "emotion,eyewear",
-                 "--workers", "0"]) == 0
+                 "--workers", "0"]) == 1  # broken.png was skipped: a partial failure
     err = capsys.readouterr().err
-    assert "added 8 face(s)" in err and "broken.png" in err and "exact search" in err
-    assert main(["index", str(folder), "--out", str(out), "--workers", "0"]) == 0  # the index names its model
+    assert "added 8 face(s)" in err and "skipped " + str(folder / "broken.png") in err and "exact search" in err
+    assert main(["index", str(folder), "--out", str(out), "--workers", "0", "--skip-bad"]) == 0  # names its model
     assert "added 0 face(s), 8 image(s) already indexed" in capsys.readouterr().err
 
     table_file = tmp_path / "faces.parquet"
@@ -255,7 +255,7 @@ def test_index_and_search_commands(tmp_path, checkpoint, capsys):
         (["search", str(tmp_path / "nowhere"), "x"], "not a flip index"),
         (["search", str(out), "x", "--model", "flip-tiny"], "fingerprint"),
         (["index", str(folder), "--out", str(folder)], "exists and is not an empty folder"),
-        (["index", "--out", str(out), "--export", str(table_file)], "exists; pass overwrite=True (--overwrite)"),
+        (["index", "--out", str(out), "--export", str(table_file)], "exists; pass --overwrite to replace it"),
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

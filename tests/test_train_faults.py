@@ -4,6 +4,7 @@ without repeated steps, and no temporary files."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,13 +51,13 @@ def _one_line(capsys, *words):
 
 @pytest.fixture(scope="module")
 def straight(dataset, tmp_path_factory):
-    """The uninterrupted run: its final checkpoint and metric rows."""
+    """The uninterrupted run: its final checkpoint, metric rows and folder."""
     from flip.train import train
 
     out = tmp_path_factory.mktemp("straight") / "run"
     result = train(load_config(None, _settings(dataset, out)))
     assert result.status == "finished" and result.step == 12
-    return torch.load(out / LAST, weights_only=True)["objective"], read_metrics(out / "metrics.jsonl")
+    return torch.load(out / LAST, weights_only=True)["objective"], read_metrics(out / "metrics.jsonl"), out
 
 
 # -- a run owns its output folder -----------------------------------------------------------------
@@ -138,7 +139,7 @@ def _interrupt(how: str, at: int, config: Path) -> int:
 
 
 def _check_resumed_run(out: Path, straight):
-    weights, rows = straight
+    weights, rows, _ = straight
     resumed = torch.load(out / LAST, weights_only=True)
     assert resumed["step"] == 12
     assert weights.keys() == resumed["objective"].keys()
@@ -151,6 +152,16 @@ def _check_resumed_run(out: Path, straight):
     leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert leftovers == [], leftovers
     assert (out / "final" / "model.safetensors").is_file()
+
+
+def test_resuming_a_finished_run_repeats_nothing(dataset, tmp_path, straight):
+    """What a SIGTERM after the last step leaves (the run finishes): --resume then neither evaluates
+    again nor writes a metric row twice."""
+    out = tmp_path / "run"
+    shutil.copytree(straight[2], out)
+    config = _write_config(_settings(dataset, out), tmp_path / "c.yaml")
+    assert cli_main(["train", "--config", str(config), "--resume"]) == 0
+    _check_resumed_run(out, straight)
 
 
 @pytest.mark.parametrize("how, at", [("kill", 5), ("kill-in-save", 4), ("term", 3)])
@@ -167,15 +178,17 @@ def test_interrupted_then_resumed_equals_the_uninterrupted_run(dataset, tmp_path
     _check_resumed_run(out, straight)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("at", range(1, 12))
-@pytest.mark.parametrize("how", ["kill", "kill-in-save", "term"])
+#: Every step of the 12 (the last one too), and every checkpoint write (every 2 steps and the last).
+EVERY_STEP = ([(how, at) for how in ("kill", "term") for at in range(1, 13)]
+              + [("kill-in-save", at) for at in range(2, 13, 2)])
+
+
+@pytest.mark.slow  # 30 runs in child processes: part of `make test` and CI, skipped by `make test-fast`
+@pytest.mark.parametrize("how, at", EVERY_STEP)
 def test_interrupted_at_every_step_then_resumed(dataset, tmp_path, straight, how, at):
-    if how == "kill-in-save" and at % 2:
-        pytest.skip("checkpoints are written every 2 steps")
     out = tmp_path / "run"
     config = _write_config(_settings(dataset, out), tmp_path / "c.yaml")
-    _interrupt(how, at, config)
+    assert _interrupt(how, at, config) == (0 if how == "term" else -signal.SIGKILL)
     if (out / LAST).is_file():
         assert cli_main(["train", "--config", str(config), "--resume"]) == 0
     else:  # killed before the first checkpoint: nothing to resume, start over

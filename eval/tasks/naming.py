@@ -81,7 +81,8 @@ def recipe_argv(data: str | Path, split: str | None, embedder: str, method: str,
               "method": method, "output_dir": str(output_dir), **train}
     if model is not None:
         fields["model"] = model
-    return [arg for key, value in fields.items() for arg in (f"--{key}", json.dumps(value))]
+    # output_dir is this evaluation's own folder (under its --out): a rerun starts those runs over
+    return [arg for key, value in fields.items() for arg in (f"--{key}", json.dumps(value))] + ["--overwrite"]
 
 
 def train_heads(runs: dict[tuple[str, str], list[str]]) -> dict[tuple[str, str], tuple[Any, dict]]:

@@ -6,9 +6,10 @@ calls the library. Commands are imported only when run, so `flip --help` stays f
 The error contract, kept here once for every command: a user error (bad input, a missing or
 unwritable file, a missing optional package: the library raises ValueError, OSError or ImportError
 with a message naming the file, field or argument) prints one line `flip <command>: <message>` and
-exits 2, and so does a bad argument (argparse's message, also on one line); a command that finished
-but skipped unreadable inputs exits 1 (`--skip-bad`: 0). Anything else is a bug and keeps its traceback; `FLIP_DEBUG=1` shows the
-traceback of every error.
+exits 2, and so does a bad argument (argparse's message, also on one line). An input image that is
+missing or unreadable is data, not a user error: it is reported (`skipped <file>: <why>`), the others
+are processed, and the run exits 1 (`--skip-bad`: 0; see `flip.cli._common`). Anything else is a bug
+and keeps its traceback; `FLIP_DEBUG=1` shows the traceback of every error.
 """
 
 from __future__ import annotations
@@ -109,9 +110,11 @@ def _one_line_usage_errors():
 
 
 def error_line(command: str, err: BaseException) -> str:
-    """One line for the user: `flip <command>: <message>`, without errno codes or line breaks."""
+    """One line for the user: `flip <command>: <message>`, without errno codes or line breaks. The
+    library speaks to Python callers (`pass overwrite=True`); on the command line that is `--overwrite`."""
     message = re.sub(r"^\[Errno \d+\] ", "", str(err))
     message = " ".join(message.split()) or type(err).__name__
+    message = message.replace("overwrite=True", "--overwrite")
     return f"flip {command}: {message}"
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flip.cli._common import printable
+
 #: What the note names instead of the synthetic default (see the README's loading matrix).
 REAL_CHECKPOINTS = ("a FLIP-80M checkpoint (transformers CLIP layout: --model DIR_OR_HUB_ID)",
                     "the FaceCaption-15M authors' FLIP-base.pth (--model FLIP-base.pth)",
@@ -98,7 +100,7 @@ class PhotoNotes:
 
     def no_face(self, path: str, whole: bool) -> None:
         what = "answered on the whole image" if whole else "skipped"
-        print(f"{path}: no face found; {what}", file=sys.stderr)
+        print(f"{printable(path)}: no face found; {what}", file=sys.stderr)
 
 
 def draw_image(directory: str, path: str, faces, labels: list[str]) -> str:

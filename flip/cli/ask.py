@@ -11,7 +11,8 @@ folder (its base model is loaded first: the one the adapter names, or --base), a
 any PaliGemma / LLaVA / Idefics3 / SmolVLM checkpoint. Photos go through the face stage
 (`--faces`, default auto) and each face is asked; JSON Lines records are {"path", "face", "box",
 "detector_score", "whole_image", "ask": {"question", "answer"}, "model"}. Answers are greedy and
-short. An unreadable image or an unsupported model is one error line naming it.
+short. An unreadable image is reported by path and skipped (exit code 1; `--skip-bad`: 0); an
+unsupported model is one error line naming it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import json
 import sys
 
+from flip.cli._common import add_skip_bad, partial_exit, printable, skipped_line
 from flip.cli._faces import REAL_VLMS, PhotoNotes, add_face_arguments, face_stage
 
 
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON Lines, one object per face")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
     add_face_arguments(p, draw=False)
+    add_skip_bad(p)
     return p
 
 
@@ -73,15 +76,20 @@ def main(argv: list[str] | None = None) -> int:
                        max_new_tokens=args.max_new_tokens)
         size = int(getattr(getattr(vqa.model.config, "vision_config", None), "image_size", 224) or 224)
         notes = PhotoNotes("ask", name, size, REAL_VLMS)
-        rows, crops = [], []
+        rows, crops, skipped = [], [], 0
         for path in inputs:
-            faces, images = stage.crops(path, size)
+            try:
+                faces, images = stage.crops(path, size)
+            except (ValueError, OSError) as err:  # an unreadable image: reported, the others are asked
+                skipped += 1
+                print(skipped_line(path, err), file=sys.stderr)
+                continue
             notes.faces(faces)
             if not faces or faces[0].index is None:
                 notes.no_face(path, whole=bool(faces))
             rows += [{"path": path, **face.record()} for face in faces]
             crops += images
-        answers = vqa.answer([QAExample(image, question) for image in crops])
+        answers = vqa.answer([QAExample(image, question) for image in crops]) if crops else []
     except (ValueError, FileNotFoundError, TypeError, ImportError, OSError) as err:
         return _fail(str(err))
     for row, answer in zip(rows, answers):
@@ -91,5 +99,5 @@ def main(argv: list[str] | None = None) -> int:
             print(answer)
         else:
             face = "" if row["whole_image"] else f"#{row['face']}"
-            print(f"{row['path']}{face}\t{answer}")
-    return 0 if rows else 1
+            print(f"{printable(row['path'])}{face}\t{answer}")
+    return partial_exit(len(inputs) - skipped if rows else 0, skipped, args.skip_bad)

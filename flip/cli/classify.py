@@ -28,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-from flip.cli._common import add_skip_bad, nonnegative_int, partial_exit
+from flip.cli._common import add_skip_bad, nonnegative_int, partial_exit, printable, skipped_line
 from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name,
                              per_image)
 
@@ -98,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         return _fail(str(err))
     paths, problems = collect_images(args.inputs)
-    if not paths:
-        return _fail("; ".join(problems) if problems else "no images given")
+    for path, why in problems:
+        print(skipped_line(path, why), file=sys.stderr)
+    if not paths:  # every input missing: exit 1 like any run with skipped inputs, without loading the model
+        print(f"classified no image; skipped {len(problems)} missing", file=sys.stderr)
+        return partial_exit(0, len(problems), args.skip_bad)
 
     import torch
     from tqdm import tqdm
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for batch in clf.classify_files(paths, batch_size=args.batch_size, num_workers=args.workers, faces=stage):
             for path, why in batch.failed:
                 skipped.append(path)
-                bar.write(f"skipped {path}: {why}", file=sys.stderr)
+                bar.write(skipped_line(path, why), file=sys.stderr)
             records = batch.records(k)
             for path, rows in per_image(notes, batch.paths, batch.faces, batch.no_face):
                 for i in rows:
@@ -152,9 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         labels = [p for ps, _ in kept for p in ps]
         merged = {t: TaskResult.cat([r[t] for _, r in kept]) for t in clf.tasks}
         print(f"wrote {plot_contributions(merged, labels, args.plot, k=max(k, 1))}", file=sys.stderr)
-    missing = [f"skipped {p}" for p in problems]
-    for line in missing:
-        print(line, file=sys.stderr)
     method = "baseline (class names in templates)" if args.baseline else f"by description ({args.aggregate})"
     print(f"classified {faces_done} face(s) in {done} image(s) {method} for {', '.join(clf.tasks)}; "
           f"skipped {len(skipped) + len(problems)} unreadable or missing", file=sys.stderr)
@@ -179,20 +179,23 @@ def _label(record: dict, tasks: list[str]) -> str:
 
 
 # -- inputs -----------------------------------------------------------------------------------------
-def collect_images(inputs: list[str]) -> tuple[list[str], list[str]]:
-    """Image paths from files and folders (sorted within a folder), and what could not be used."""
+def collect_images(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Image paths from files and folders (sorted within a folder), and what could not be used:
+    (path, why) pairs."""
+    from flip.processor import missing_file_reason
+
     paths, problems = [], []
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
             found = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
             if not found:
-                problems.append(f"{path}: a folder with no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
+                problems.append((str(path), f"a folder with no images (looked for {', '.join(IMAGE_EXTENSIONS)})"))
             paths += found
         elif path.exists():
             paths.append(str(path))
         else:
-            problems.append(f"{path}: no such file or folder")
+            problems.append((str(path), missing_file_reason(path)))
     return paths, problems
 
 
@@ -256,7 +259,7 @@ def _make_writer(args, stream, clf, paths: list[str], k: int):
             out.writerow(row + [record["model"]])
         return write_csv
 
-    name_width = min(48, max(len("image"), *(len(p) for p in paths)))
+    name_width = min(48, max(len("image"), *(len(printable(p)) for p in paths)))
     task_width = max(len("task"), *(len(t) for t in tasks))
     class_width = max(len("prediction"), *(len(c) for t in tasks for c in clf.heads[t].classes))
     face_width = 22  # "12 1234,1234,1234,1234"
@@ -264,7 +267,7 @@ def _make_writer(args, stream, clf, paths: list[str], k: int):
                  f"{'prediction':<{class_width}}  score   prob   runner-up\n")
 
     def write_table(record, first):
-        path = record["path"]
+        path = printable(record["path"])
         shown = path if len(path) <= name_width else "…" + path[-(name_width - 1):]
         face = face_cell(record)
         for j, t in enumerate(tasks):

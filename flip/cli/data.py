@@ -98,5 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _synth(args, argv)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"flip data {args.action}: {err}", file=sys.stderr)
+        from flip.cli import error_line
+
+        print(error_line(f"data {args.action}", err), file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from flip.cli._common import add_skip_bad, partial_exit
+from flip.cli._common import add_skip_bad, partial_exit, printable, skipped_line
 
 from flip.cli._faces import PhotoNotes, add_face_arguments, face_stage, model_name
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             faces, px = stage.pixels(path, processor)
         except (FileNotFoundError, ValueError, OSError) as err:
             skipped.append(path)
-            print(f"skipped {path}: {err}", file=sys.stderr)
+            print(skipped_line(path, err), file=sys.stderr)
             continue
         read += 1
         notes.faces(faces)
@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         if px is not None:
             pixels.append(px)
     if args.image and not read and not args.text:
-        print(f"flip embed: none of the {len(args.image)} image(s) could be read", file=sys.stderr)
-        return 1
+        print(f"embedded no image; skipped {len(skipped)} unreadable", file=sys.stderr)
+        return partial_exit(0, len(skipped), args.skip_bad)
     with torch.inference_mode():
         img = model.encode_image(processor.normalize(torch.cat(pixels))) if pixels else None
         txt = model.encode_text(processor.texts(args.text)) if args.text else None
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"similarities": dict(zip(args.text, sims[i]))} if sims is not None else {}
             print(json.dumps({**row, "embedding": img[i].tolist(), **extra, "model": name}))
     elif sims is not None:
-        labels = [r["path"] if r["whole_image"] else f"{r['path']}#{r['face']}" for r in rows]
+        labels = [printable(r["path"] if r["whole_image"] else f"{r['path']}#{r['face']}") for r in rows]
         width = max(len(label) for label in labels)
         for label, row in zip(labels, sims):
             print(f"{label:<{width}}  " + "  ".join(f"{s:+.3f}" for s in row))

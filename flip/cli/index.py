@@ -7,12 +7,15 @@
 Each face (one per image for now) is stored with its embedding, box, source path and the
 prediction of every attribute task by description, which `flip search --where` filters on. Adding
 is incremental and an interrupted run resumes: the same command again skips what is indexed.
+Unreadable images are reported by path and skipped (exit code 1; `--skip-bad`: 0).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from flip.cli._common import add_skip_bad, partial_exit, skipped_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_skip_bad(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -46,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
                 written = index.export_parquet(args.export, overwrite=args.overwrite)
                 print(f"wrote {written}: {len(index)} face(s)", file=sys.stderr)
         except (FileNotFoundError, FileExistsError, ValueError) as err:
-            return _fail(str(err))
+            return _fail(err)
         return 0
     paths, problems = collect_images(args.inputs)
-    for line in problems:
-        print(f"skipped {line}", file=sys.stderr)
-    if not paths:
-        return _fail("no images to index")
+    for path, why in problems:
+        print(skipped_line(path, why), file=sys.stderr)
+    if not paths:  # every input missing: exit 1 like any run with skipped inputs, without touching the index
+        print(f"{args.out}: added nothing; skipped {len(problems)} missing", file=sys.stderr)
+        return partial_exit(0, len(problems), args.skip_bad)
 
     import torch
     from tqdm import tqdm
@@ -82,16 +87,19 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"wrote {index.export_parquet(args.export, overwrite=args.overwrite)}", file=sys.stderr)
         except FileExistsError as err:
-            return _fail(str(err))
+            return _fail(err)
     for path, why in report.failed:
-        print(f"skipped {path}: {why}", file=sys.stderr)
+        print(skipped_line(path, why), file=sys.stderr)
     print(f"{args.out}: added {report.added} face(s), {report.already} image(s) already indexed, "
           f"{len(report.failed) + len(problems)} skipped; {len(index)} face(s) in all "
           f"({index.vectors().kind} search)", file=sys.stderr)
     index.close()
-    return 0 if report.added or report.already else 1
+    return partial_exit(report.added + report.already, len(report.failed) + len(problems), args.skip_bad)
 
 
-def _fail(message: str) -> int:
-    print(f"flip index: {message}", file=sys.stderr)
+def _fail(message) -> int:
+    from flip.cli import error_line
+
+    print(error_line("index", message if isinstance(message, BaseException) else ValueError(message)),
+          file=sys.stderr)
     return 2

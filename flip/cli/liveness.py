@@ -26,7 +26,7 @@ import argparse
 import json
 import sys
 
-from flip.cli._common import add_skip_bad, nonnegative_int, partial_exit
+from flip.cli._common import add_skip_bad, nonnegative_int, partial_exit, printable, skipped_line
 from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, one_line,
                              per_image)
 
@@ -87,10 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         return _fail(str(err))
     paths, problems = collect_images(args.inputs)
-    for line in problems:
-        print(f"skipped {line}", file=sys.stderr)
-    if not paths:
-        return _fail("no images to score")
+    for path, why in problems:
+        print(skipped_line(path, why), file=sys.stderr)
+    if not paths:  # every input missing: exit 1 like any run with skipped inputs, without loading the model
+        print(f"scored no image; skipped {len(problems)} missing", file=sys.stderr)
+        return partial_exit(0, len(problems), args.skip_bad)
 
     import torch
 
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError, TypeError) as err:
             raise ValueError(f"--calibrate {args.calibrate}: {err}") from err
         for name, why in failed:
-            print(f"skipped (dev) {name}: {why}", file=sys.stderr)
+            print(skipped_line(name, why).replace("skipped", "skipped (dev)", 1), file=sys.stderr)
         how = f"BPCER <= {args.target_bpcer}" if args.target_bpcer is not None else "the EER"
         print(f"threshold {threshold:.4f}, chosen on {args.calibrate} at {how}", file=sys.stderr)
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         for batch in clf.score_files(paths, batch_size=args.batch_size, num_workers=args.workers, faces=stage):
             for path, why in batch.failed:
                 skipped += 1
-                print(f"skipped {path}: {why}", file=sys.stderr)
+                print(skipped_line(path, why), file=sys.stderr)
             records = batch.records(threshold)
             for path, rows in per_image(notes, batch.paths, batch.faces, batch.no_face):
                 for i in rows:
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(json.dumps(rec))
                     else:
                         live = rec["liveness"]
-                        shown = path if i == rows[0] else ""
+                        shown = printable(path) if i == rows[0] else ""
                         print(f"{shown:<40}  {face_cell(rec):<22}  {live['decision']:<8}  {live['live_score']:6.3f}  "
                               f"{live['attack']}")
                 if args.draw:

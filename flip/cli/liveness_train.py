@@ -7,6 +7,9 @@ from spoof records. The recipe is `flip.train.liveness.run`; its config (`Livene
 `flip train`'s (model, data, loss, optim, towers: full or LoRA, run) plus a `liveness:` section
 (data, dataset, split, prompts, exclude, max_samples, seed); `--section.key value` overrides any
 field. The result is a checkpoint for `flip liveness --model`, beside the resolved `config.yaml`.
+As `flip train` does, a new run refuses a `run.output_dir` that holds a previous run unless
+`--resume` (an error when there is nothing to resume) or `--overwrite` (start afresh: the run's
+files are removed, others stay); the check comes before the pairs are written.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
 
     return recipe_command("flip liveness-train", __doc__, LivenessTrainConfig, run,
                           "YAML: a liveness: section plus flip train's sections", argv,
-                          report=lambda r: f"{r.status} after {r.step} steps; model in {r.final_dir}")
+                          report=lambda r: f"{r.status} after {r.step} steps; model in {r.final_dir}",
+                          run_section="run.")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from the caption by flip's rules (or `--names`, or a token-classification `--ner
 with a `flip name-faces-train` checkpoint, by the learned SECLA heads and NONAME, faces embedded
 the way the heads were trained (FLIP's image tower, or dlib's descriptor for `--faces dlib` heads).
 `--json` writes JSON Lines, one object per face: {"path", "face", "box", "detector_score",
-"naming": {"name", "score"}, "model"}; `--draw DIR` writes DIR/<name>.faces.png.
+"naming": {"name", "score"}, "model"}; `--draw DIR` writes DIR/<name>.faces.png. A missing or
+unreadable image is reported as `skipped <file>: <why>` (exit code 1, as in the commands that read many).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import sys
 
+from flip.cli._common import printable, skipped_line
 from flip.cli._faces import PhotoNotes, add_face_arguments, draw_image, face_stage, model_name
 
 
@@ -55,13 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from flip.processor import load_image
+
+    try:
+        image = load_image(args.image)
+    except (ValueError, OSError) as err:  # an unreadable input: exit 1, as in the commands that read many
+        print(skipped_line(args.image, err), file=sys.stderr)
+        return 1
     try:
         from flip.hub import load
         from flip.naming.names import ModelNameExtractor, RuleNameExtractor
         from flip.naming.pipeline import FaceNamer, load_heads
-        from flip.processor import load_image
 
-        image = load_image(args.image)
         boxes = parse_boxes(args.boxes) if args.boxes else None
         names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
         extractor = ModelNameExtractor(args.ner_model) if args.ner_model else RuleNameExtractor()
@@ -86,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         PhotoNotes("name-faces", name, processor.settings.image_size).faces([Face(i, tuple(f.box)) for i, f in
                                                                             enumerate(faces)])
     if not faces:
-        print(f"{args.image}: no faces found", file=sys.stderr if args.json else sys.stdout)
+        print(f"{printable(args.image)}: no faces found", file=sys.stderr if args.json else sys.stdout)
     for i, face in enumerate(faces):
         if args.json:
             d = face.to_dict()

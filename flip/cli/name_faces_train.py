@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flip name-faces-train: {message}", file=sys.stderr)
 
     return recipe_command("flip name-faces-train", __doc__, NameFacesTrainConfig, lambda config: run(config, log=log),
-                          "YAML file with NameFacesTrainConfig fields", argv)
+                          "YAML file with NameFacesTrainConfig fields", argv,
+                          run_section="")
 
 
 if __name__ == "__main__":

@@ -532,7 +532,7 @@ class FaceIndex:
 
         path = Path(path)
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
+            raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
         tasks = self.tasks
         dim = self.meta.get("dim") or 0
         schema = pa.schema([("id", pa.int64()), ("path", pa.string()), ("face", pa.int32()),

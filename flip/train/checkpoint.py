@@ -5,7 +5,8 @@ Design choices:
   (atomic: a crash or a signal while saving leaves the previous checkpoint intact).
 - Contents: the objective's state (model, momentum encoders, queue), optimiser, scheduler, the data
   position (epoch, batch within the epoch, sampler seed), the global step, the RNG states of every
-  process (python, numpy, torch CPU and CUDA), and the resolved config for reference.
+  process (python, numpy, torch CPU and CUDA), the last evaluation (its step and figures, so a resume
+  neither repeats nor loses it), and the resolved config for reference.
 - A run owns its files in its output folder: a new run refuses a folder holding another run's
   (`run.resume` continues it, `run.overwrite` starts over, removing only those files), and a resume
   truncates metrics.jsonl to what had been written when its checkpoint was saved and removes the
@@ -30,6 +31,8 @@ LAST = "checkpoint-last.pt"
 METRICS = "metrics.jsonl"
 #: What a run writes into its output folder (besides the final model, `final/`).
 RUN_FILES = (LAST, METRICS, "config.yaml", "tensorboard")
+#: What marks a folder as holding a `flip train` run (a recipe that writes other files passes its own).
+TRAIN_RUN = (*RUN_FILES, "final")
 
 
 def find_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | None:
@@ -47,35 +50,38 @@ def find_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | Non
     return path
 
 
-def claim_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool = False) -> Path | None:
+def claim_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrite: bool = False,
+                     run_files: tuple[str, ...] = TRAIN_RUN, section: str = "run.") -> Path | None:
     """Check that a run may write into `output_dir`; returns the checkpoint to resume from, if any.
 
-    A new run refuses a folder that holds a run's files (`overwrite` removes them, keeping the rest);
-    `resume` must find a checkpoint. Errors name the field and the way out."""
+    A new run refuses a folder that holds a run's files (`run_files`: names in `output_dir`;
+    `overwrite` removes them, keeping the rest); `resume` must find a checkpoint. Errors name the
+    field (`section` + output_dir, resume) and the way out."""
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
-        raise FileExistsError(f"run.output_dir {output_dir}: is a file, not a folder (choose another run.output_dir)")
+        raise FileExistsError(f"{section}output_dir {output_dir}: is a file, not a folder "
+                              f"(choose another {section}output_dir)")
     if resume is not None:
         path = find_resume(resume, output_dir)
         if path is None:
-            raise FileNotFoundError(f"run.resume: nothing to resume in {output_dir} (no {LAST}; "
+            raise FileNotFoundError(f"{section}resume: nothing to resume in {output_dir} (no {LAST}; "
                                     "start a new run without --resume)")
         return path
-    found = [name for name in (*RUN_FILES, "final") if (output_dir / name).exists()]
+    found = [name for name in run_files if (output_dir / name).exists()]
     if found and not overwrite:
-        raise FileExistsError(f"run.output_dir {output_dir}: holds a previous run ({', '.join(found)}; continue it "
-                              "with --resume, start over with --overwrite, or choose another run.output_dir)")
+        raise FileExistsError(f"{section}output_dir {output_dir}: holds a previous run ({', '.join(found)}; continue "
+                              f"it with --resume, start over with --overwrite, or choose another {section}output_dir)")
     if found:
-        remove_run_files(output_dir)
+        remove_run_files(output_dir, run_files)
     return None
 
 
-def remove_run_files(output_dir: Path) -> None:
+def remove_run_files(output_dir: Path, run_files: tuple[str, ...] = TRAIN_RUN) -> None:
     """Remove what a run wrote into `output_dir` (checkpoint, metrics, config, TensorBoard events, the
     final model's files, temporary files); anything else is the user's and stays."""
     from ..hub import FLIP_FILES, is_flip_checkpoint
 
-    for name in RUN_FILES:
+    for name in (n for n in run_files if n != "final"):
         path = output_dir / name
         if path.is_dir():
             for event in path.glob("events.out.tfevents.*"):
@@ -85,7 +91,7 @@ def remove_run_files(output_dir: Path) -> None:
         elif path.exists():
             path.unlink()
     final = output_dir / "final"
-    if is_flip_checkpoint(final):
+    if "final" in run_files and is_flip_checkpoint(final):
         for path in final.iterdir():
             if path.name in FLIP_FILES and path.is_file():
                 path.unlink()

@@ -61,18 +61,24 @@ class LivenessTrainConfig(TrainConfig):
 
 
 def write_pairs(config: LivenessTrainConfig) -> Path:
-    """The (image, category description) pairs of `config.liveness`, written to `config.data.train`."""
+    """The (image, category description) pairs of `config.liveness`, written to `config.data.train`.
+
+    The pairs are built (records read, prompts and excluded categories checked) before the output
+    folder is claimed (`claim_output_dir`: a previous run there is refused unless run.resume or
+    run.overwrite), so bad input is reported as such and a refused run writes nothing."""
     import itertools
 
     from flip.data.formats import write_dataset
     from flip.data.loaders import load_records
     from flip.liveness import check_liveness_prompts, liveness_pairs
     from flip.prompts import load_prompts
+    from flip.train.checkpoint import claim_output_dir
 
     section = config.liveness
     records = list(itertools.islice(load_records(section.data, section.dataset, section.split), section.max_samples))
     pairs = liveness_pairs(records, check_liveness_prompts(load_prompts(section.prompts)), section.exclude,
                            section.seed)
+    claim_output_dir(config.run.output_dir, config.run.resume, config.run.overwrite)
     write_dataset(pairs, config.data.train, "imagefolder", PAIRS_SPLIT, overwrite=True)
     return Path(config.data.train)
 

@@ -204,7 +204,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
 
         # -- resume or start -----------------------------------------------------------------------
         step, epoch, batch_in_epoch = 0, 0, 0
-        rng_states = None
+        rng_states, evaluated = None, (-1, {})  # the step of the last evaluation, and its figures
         if resume_from is not None:
             state = load_checkpoint(resume_from)
             saved = (state["global_batch"], state["world_size"], state["train_pairs"], state["seed"])
@@ -219,6 +219,7 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
             scheduler.load_state_dict(state["scheduler"])
             step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
             rng_states = state["rng"]
+            evaluated = (state.get("evaluated_at", -1), state.get("metrics", {}))  # not evaluated twice
             if ctx.is_main:  # the steps after the checkpoint are replayed: their metric rows go
                 truncate_metrics(output_dir, state)
                 remove_stale_temp_files(output_dir)
@@ -277,13 +278,16 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
                     "train_pairs": n_train,
                     "rng": states,
                     "metrics_bytes": writer.size(),
+                    "evaluated_at": evaluated_at,
+                    "metrics": metrics,
                     "config": config.to_dict(),
                 },
                 output_dir / LAST,
             )
 
         # -- loop ----------------------------------------------------------------------------------
-        losses, metrics, status, last_checkpoint, evaluated_at = [], {}, "finished", None, -1
+        losses, status, last_checkpoint = [], "finished", None
+        evaluated_at, metrics = evaluated
         started, samples_done = time.perf_counter(), 0
         objective.train()
         with _StopOnSignal() as stop:

@@ -15,13 +15,14 @@ Design choices:
   `flip-secla-heads`) plus the resolved config (`config.yaml`). While training,
   `checkpoint-last.pt` (heads, optimiser, step, batch-order generator, SECLA-B's memory) is
   rewritten every `save_every` steps; `resume` continues from it to the same result as an
-  uninterrupted run.
+  uninterrupted run. A new run refuses an output folder holding another run's files unless
+  `overwrite` (as `flip train` does: `flip.train.checkpoint.claim_output_dir`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -33,6 +34,8 @@ from flip.naming.secla import (SECLAConfig, SECLAHeads, easy_pairs, face_prototy
 __all__ = ["NameFacesTrainConfig", "pad_batch", "build_heads", "train_heads", "save_heads", "run"]
 
 METHODS = ("secla", "secla-b")
+#: What a run writes into its output folder (a folder holding any of them holds a previous run).
+RUN_FILES = ("checkpoint-last.pt", "config.yaml", "heads.pt", "metrics.json")
 
 
 @dataclass
@@ -58,7 +61,8 @@ class NameFacesTrainConfig:
     max_records: int | None = None  # read at most this many records (None: all)
     seed: int = 0  # batch order and head initialisation
     save_every: int = 100  # write checkpoint-last.pt every this many steps (0: only at the end)
-    resume: str | None = None  # "auto" (output_dir's last checkpoint, if any) or a checkpoint path
+    resume: str | None = None  # "auto" (output_dir's last checkpoint) or a checkpoint path; an error if there is none
+    overwrite: bool = False  # start afresh in an output_dir holding a previous run (its run files are removed)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -213,18 +217,20 @@ def run(config: NameFacesTrainConfig, log=None) -> dict:
     from flip.data.formats import read_dataset
     from flip.hub import load
     from flip.naming.embed import build_face_embedder
+    from flip.train.checkpoint import claim_output_dir
     from flip.train.config import save_config
 
     log = log or (lambda message: print(message, file=sys.stderr))
     if not config.data:
         raise ValueError("data: give the scenes dataset (--data PATH)")
+    claim_output_dir(config.output_dir, config.resume, config.overwrite, RUN_FILES, section="")
     model, processor = load(config.model)
     embedder = build_face_embedder(config.faces, model, processor, config.margin)
     records = islice(read_dataset(config.data, format=config.format, split=config.split), config.max_records)
     pairs = featurize(records, model, processor, face_embedder=embedder)
     log(f"{len(pairs)} pairs with faces and names")
     out = Path(config.output_dir)
-    save_config(config, out / "config.yaml")
+    save_config(replace(config, resume=None, overwrite=False), out / "config.yaml")  # the recipe, to reproduce
     heads = train_heads(config, pairs, checkpoint_dir=out, log=lambda step, loss: log(f"step {step}  loss {loss:.4f}"))
     path = save_heads(heads, out / "heads.pt", {"train_config": config.to_dict()})
     log(f"heads in {path}")
