@@ -39,7 +39,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .download import download
 from .tokenization import clean_clip_text, is_clip_tokenizer, load_saved_tokenizer, load_tokenizer
@@ -203,6 +202,8 @@ class FLIPProcessor:
         margin = self.settings.box_margin if box_margin is None else box_margin
         if not _is_margin(margin):
             raise ValueError(f"box_margin must be a finite number >= 0, got {margin!r}")
+        import torch
+
         size = self.settings.image_size
         out = torch.empty((len(items), 3, size, size), dtype=torch.uint8)
         for index, item in enumerate(items):
@@ -214,29 +215,24 @@ class FLIPProcessor:
 
     def _resize(self, image) -> torch.Tensor:
         """An RGB PIL image -> uint8 (3, S, S): resized as the settings say, center-cropped if "shortest"."""
-        size, resample = self.settings.image_size, self.settings.resample
-        width, height = image.size
-        if self.settings.resize_mode == "squash":
-            new_size = (size, size)
-        elif width <= height:  # torchvision's arithmetic (open_clip's transform): the longer side is truncated
-            new_size = (size, int(size * height / width))
-        else:
-            new_size = (int(size * width / height), size)
-        if new_size != image.size and (self.settings.resize_backend == "pil" or resample not in TORCH_RESAMPLE):
-            from PIL import Image
+        import torch
 
-            image = image.resize(new_size, Image.Resampling[resample.upper()])
+        resample = self.settings.resample
+        new_size, box = _resize_plan(image.size, self.settings)
+        if new_size != image.size and (self.settings.resize_backend == "pil" or resample not in TORCH_RESAMPLE):
+            return torch.from_numpy(resize_array(image, self.settings))
         pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # (3, H, W), channels-last in memory
         if new_size != image.size:
             pixels = torch.nn.functional.interpolate(pixels[None], size=new_size[::-1], mode=resample,
                                                      antialias=True)[0]
-        left = int(round((new_size[0] - size) / 2.0))  # the crop rounded, as torchvision's
-        top = int(round((new_size[1] - size) / 2.0))
-        return pixels[:, top:top + size, left:left + size]
+        left, top, right, bottom = box
+        return pixels[:, top:bottom, left:right]
 
-    def normalize(self, pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """uint8 pixels (N, 3, H, W) from `pixels` -> normalised `dtype`, on their device (computed in
-        float32, in torchvision's order of operations: /255, -mean, /std)."""
+    def normalize(self, pixels: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """uint8 pixels (N, 3, H, W) from `pixels` -> normalised `dtype` (default float32), on their device
+        (computed in float32, in torchvision's order of operations: /255, -mean, /std)."""
+        import torch
+
         if not isinstance(pixels, torch.Tensor) or pixels.dtype != torch.uint8 or pixels.ndim != 4 \
                 or pixels.shape[1] != 3:
             what = f"{pixels.dtype} {tuple(pixels.shape)}" if isinstance(pixels, torch.Tensor) else type(pixels).__name__
@@ -244,14 +240,15 @@ class FLIPProcessor:
         mean = torch.tensor(self.settings.image_mean, device=pixels.device).view(1, 3, 1, 1)
         std = torch.tensor(self.settings.image_std, device=pixels.device).view(1, 3, 1, 1)
         x = pixels.to(torch.float32).div_(255).sub_(mean).div_(std)
-        return x.to(dtype)
+        return x.to(dtype or torch.float32)
 
     # -- texts -------------------------------------------------------------------------------------
-    def texts(self, texts, max_length: int | None = None, padding: str | None = None):
+    def texts(self, texts, max_length: int | None = None, padding: str | None = None, return_tensors: str = "pt"):
         """`BatchEncoding` with `input_ids` and `attention_mask` (unless the settings say no), int64 (N, L).
 
         Padded to the longest text or, with `padding="max_length"`, to `max_length` (defaults: the
-        settings'); longer texts are truncated, keeping the end-of-text token.
+        settings'); longer texts are truncated, keeping the end-of-text token. `return_tensors="np"`
+        gives numpy arrays (what onnxruntime takes).
         """
         items = _as_list(texts, "texts")
         for index, text in enumerate(items):
@@ -271,13 +268,13 @@ class FLIPProcessor:
             padding=padding,
             truncation=True,
             max_length=max_length,
-            return_tensors="pt",
+            return_tensors=return_tensors,
             return_token_type_ids=False,
             return_attention_mask=True,
             split_special_tokens=True,
         )
         if self.settings.pad_token_id != self.tokenizer.pad_token_id:
-            batch["input_ids"].masked_fill_(batch["attention_mask"] == 0, self.settings.pad_token_id)
+            batch["input_ids"][batch["attention_mask"] == 0] = self.settings.pad_token_id
         if not self.settings.return_attention_mask:
             del batch["attention_mask"]
         return batch
@@ -524,6 +521,41 @@ def crop_box(box, size: tuple[int, int], margin: float, name: str) -> tuple[int,
     left, top = max(0, math.floor(x0 - dx)), max(0, math.floor(y0 - dy))
     right, bottom = min(width, math.ceil(x1 + dx)), min(height, math.ceil(y1 + dy))
     return left, top, right, bottom
+
+
+def _resize_plan(size: tuple[int, int], settings: ProcessorSettings) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """Where an image of `size` (W, H) is resized to, and the crop (left, top, right, bottom) of that:
+    torchvision's arithmetic (open_clip's transform): the longer side is truncated, the crop rounded."""
+    side = settings.image_size
+    width, height = size
+    if settings.resize_mode == "squash":
+        new_size = (side, side)
+    elif width <= height:
+        new_size = (side, int(side * height / width))
+    else:
+        new_size = (int(side * width / height), side)
+    left, top = int(round((new_size[0] - side) / 2.0)), int(round((new_size[1] - side) / 2.0))
+    return new_size, (left, top, left + side, top + side)
+
+
+def resize_array(image, settings: ProcessorSettings) -> np.ndarray:
+    """An RGB PIL image -> uint8 numpy (3, S, S), resized by PIL (bit-exact with open_clip) and cropped as
+    `settings` say. The torch-free path (`flip.onnx_backend`) uses it whatever `resize_backend` says."""
+    from PIL import Image
+
+    new_size, box = _resize_plan(image.size, settings)
+    if new_size != image.size:
+        image = image.resize(new_size, Image.Resampling[settings.resample.upper()])
+    if box != (0, 0) + image.size:
+        image = image.crop(box)
+    return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
+
+
+def normalize_array(pixels: np.ndarray, settings: ProcessorSettings) -> np.ndarray:
+    """uint8 (N, 3, H, W) -> float32 normalised as `FLIPProcessor.normalize` does (/255, -mean, /std)."""
+    mean = np.asarray(settings.image_mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(settings.image_std, dtype=np.float32).reshape(1, 3, 1, 1)
+    return (pixels.astype(np.float32) / np.float32(255) - mean) / std
 
 
 # -- helpers ----------------------------------------------------------------------------------------------

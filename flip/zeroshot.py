@@ -42,45 +42,31 @@ import torch
 import torch.nn.functional as F
 
 from .prompts import PromptSet, load_prompts
+from .textside import (  # noqa: F401  (descriptor_sentence and default_cache_dir are public here too)
+    cache_key,
+    default_cache_dir,
+    descriptor_prompts,
+    descriptor_sentence,
+    read_embeds,
+    template_prompts,
+    write_embeds,
+)
 
 #: How descriptor similarities become a class score ("mean" is the paper's).
 AGGREGATES = ("mean", "max", "sum")
 #: The two ways to build a task's text side.
 METHODS = ("descriptors", "baseline")
-_VERB_STARTS = ("has", "often", "typically", "may", "can")
-_IS_STARTS = ("a", "an", "used")
-
-
 # -- prompts -> sentences -------------------------------------------------------------------------
-def descriptor_sentence(name: str, descriptor: str, relative: str = "which") -> str:
-    """The paper's sentence for one descriptor: "Bengal, which has green or blue eyes"."""
-    descriptor = descriptor.strip()
-    first = descriptor.split(maxsplit=1)[0].lower()
-    if first in _IS_STARTS:
-        clause = f"is {descriptor}"
-    elif first in _VERB_STARTS:
-        clause = descriptor
-    else:
-        clause = f"has {descriptor}"
-    return f"{name}, {relative} {clause}"
-
-
 def build_descriptor_prompts(prompts: PromptSet) -> tuple[list[str], list[str], torch.Tensor]:
     """Sentences, their raw descriptors (both M, class by class in file order) and class index (M,)."""
-    sentences, descriptors, index = [], [], []
-    for c, cls in enumerate(prompts.classes):
-        for d in prompts.descriptors[cls]:
-            sentences.append(descriptor_sentence(prompts.names[cls], d, prompts.relative))
-            descriptors.append(d)
-            index.append(c)
+    sentences, descriptors, index = descriptor_prompts(prompts)
     return sentences, descriptors, torch.tensor(index, dtype=torch.long)
 
 
 def build_template_prompts(prompts: PromptSet) -> tuple[list[str], torch.Tensor]:
     """The baseline's sentences, C * T of them (each class phrase in each template), and class index."""
-    sentences = [t.format(prompts.names[cls]) for cls in prompts.classes for t in prompts.templates]
-    index = torch.arange(prompts.num_classes).repeat_interleave(len(prompts.templates))
-    return sentences, index
+    sentences, index = template_prompts(prompts)
+    return sentences, torch.tensor(index, dtype=torch.long)
 
 
 # -- pure builders on tensors ---------------------------------------------------------------------
@@ -162,27 +148,18 @@ class TextCache:
         if key in self._memory:
             return self._memory[key]
         file = self._file(key)
-        if file is not None and file.is_file():
-            from safetensors.torch import load_file
-
-            try:
-                self._memory[key] = load_file(file)["embeds"]
-            except Exception:  # a truncated or foreign file is a miss, and is rewritten
-                return None
-            return self._memory[key]
-        return None
+        embeds = read_embeds(file) if file is not None else None
+        if embeds is None:
+            return None
+        self._memory[key] = torch.from_numpy(embeds)
+        return self._memory[key]
 
     def put(self, key: str, embeds: torch.Tensor, info: Mapping[str, str] | None = None) -> None:
         embeds = embeds.detach().to("cpu", torch.float32).contiguous()
         self._memory[key] = embeds
         file = self._file(key)
         if file is not None:
-            from safetensors.torch import save_file
-
-            file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-            save_file({"embeds": embeds}, str(tmp), metadata=dict(info or {}))
-            os.replace(tmp, file)  # atomic: a reader never sees half a file
+            write_embeds(file, embeds.numpy(), info)
 
     def _file(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.safetensors"
@@ -199,16 +176,13 @@ def default_text_cache() -> TextCache:
     return _DEFAULT_CACHE
 
 
-def default_cache_dir() -> Path:
-    """Where the command line keeps text embeddings: `$FLIP_CACHE`, else `$XDG_CACHE_HOME/flip`,
-    else `~/.cache/flip`; then `text/`."""
-    base = os.environ.get("FLIP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "flip"
-    return Path(base).expanduser() / "text"
-
-
 def text_fingerprint(model, processor) -> str:
     """A hash of everything that decides a text embedding: the text tower's and projection's
-    weights and buffers, the model config, and the tokenizer settings."""
+    weights and buffers, the model config, and the tokenizer settings. A model that states its own
+    (an exported backend, `flip.onnx_backend.OnnxFLIP`) is taken at its word."""
+    stated = getattr(model, "text_fingerprint", None)
+    if isinstance(stated, str):
+        return stated
     h = hashlib.blake2b(digest_size=16)
     config = getattr(model, "config", None)
     h.update((config.to_json_string(use_diff=False) if hasattr(config, "to_json_string") else repr(config)).encode())
@@ -234,10 +208,20 @@ def _tokenizer_settings(processor) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+def model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
+    """Where a model runs and in what dtype: its `device` and `dtype` (a transformers model, or an exported
+    backend that has no parameters), else those of its first parameter."""
+    device, dtype = getattr(model, "device", None), getattr(model, "dtype", None)
+    if isinstance(device, torch.device) and isinstance(dtype, torch.dtype):
+        return device, dtype
+    param = next(model.parameters())
+    return param.device, param.dtype
+
+
 @torch.inference_mode()
 def encode_texts(model, processor, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
     """L2-normalised text embeddings (M, D), in batches, on the model's device."""
-    device = next(model.parameters()).device
+    device = model_device_dtype(model)[0]
     out = []
     for start in range(0, len(texts), batch_size):
         batch = processor.texts(list(texts[start:start + batch_size]))
@@ -259,7 +243,7 @@ def build_task_head(model, processor, prompts: PromptSet, method: str = "descrip
         texts = [prompts.names[c] for c in prompts.classes]
     cache = cache if cache is not None else default_text_cache()
     fingerprint = fingerprint or text_fingerprint(model, processor)
-    key = hashlib.sha256("\x1f".join([fingerprint, *sentences]).encode()).hexdigest()[:40]
+    key = cache_key(fingerprint, sentences)
     embeds = cache.get(key)
     if embeds is None or embeds.shape[0] != len(sentences):
         embeds = encode_texts(model, processor, sentences, batch_size)
@@ -427,10 +411,10 @@ class FLIPClassifier:
         """(N, 3, H, W) -> (N, D) normalised embeddings on the model's device. Float pixel values from
         `processor.images`, or uint8 pixels from `processor.pixels` (what `image_file_loader` yields),
         which travel as uint8 and are normalised on the device."""
-        param = next(self.model.parameters())
+        device, dtype = model_device_dtype(self.model)
         with torch.inference_mode():
-            x = pixel_values.to(param.device, non_blocking=True)
-            x = self.processor.normalize(x, param.dtype) if x.dtype == torch.uint8 else x.to(param.dtype)
+            x = pixel_values.to(device, non_blocking=True)
+            x = self.processor.normalize(x, dtype) if x.dtype == torch.uint8 else x.to(dtype)
             return self.model.encode_image(x)
 
     def classify(self, images) -> dict[str, TaskResult]:
@@ -450,7 +434,7 @@ class FLIPClassifier:
         all cores but one, at most 8) while the model runs. Unreadable files land in `failed`;
         results come back on the CPU, one transfer per batch."""
         loader = image_file_loader(paths, self.processor, batch_size, num_workers, prefetch_factor,
-                                   pin_memory=next(self.model.parameters()).is_cuda)
+                                   pin_memory=model_device_dtype(self.model)[0].type == "cuda")
         for batch in loader:
             done = [str(paths[i]) for i in batch["index"]]
             failed = [(str(paths[i]), why) for i, why in batch["failed"]]
