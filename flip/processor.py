@@ -207,10 +207,7 @@ class FLIPProcessor:
         size = self.settings.image_size
         out = torch.empty((len(items), 3, size, size), dtype=torch.uint8)
         for index, item in enumerate(items):
-            image = load_image(item, index)
-            if boxes is not None and boxes[index] is not None:
-                image = image.crop(crop_box(boxes[index], image.size, margin, _source_name(item, index)))
-            out[index] = self._resize(image)
+            out[index] = self._resize(load_face(item, index, None if boxes is None else boxes[index], margin))
         return out
 
     def _resize(self, image) -> torch.Tensor:
@@ -387,6 +384,14 @@ def load_image(source, index: int = 0):
     except Exception as err:  # a malformed EXIF block must not lose the image
         logger.warning("%s: EXIF orientation ignored (%s)", name, err)
     return _to_rgb(image, name)
+
+
+def load_face(source, index: int = 0, box=None, margin: float = 0.0):
+    """`load_image`, then the crop of a face `box` (x0, y0, x1, y1) grown by `margin` if one is given."""
+    image = load_image(source, index)
+    if box is not None:
+        image = image.crop(crop_box(box, image.size, margin, _source_name(source, index)))
+    return image
 
 
 def _source_name(source, index: int) -> str:

@@ -184,8 +184,7 @@ def text_fingerprint(model, processor) -> str:
     if isinstance(stated, str):
         return stated
     h = hashlib.blake2b(digest_size=16)
-    config = getattr(model, "config", None)
-    h.update((config.to_json_string(use_diff=False) if hasattr(config, "to_json_string") else repr(config)).encode())
+    h.update(config_identity(getattr(model, "config", None)).encode())
     h.update(_tokenizer_settings(processor).encode())
     modules = [getattr(model, name) for name in ("text_model", "text_proj") if hasattr(model, name)] or [model]
     for i, module in enumerate(modules):
@@ -194,6 +193,24 @@ def text_fingerprint(model, processor) -> str:
             h.update(f"{i}.{name}:{t.dtype}:{tuple(t.shape)}".encode())
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+#: Config keys that say where or how a model was loaded, not what it computes.
+_NOT_IDENTITY = ("_name_or_path", "dtype", "torch_dtype", "transformers_version", "architectures")
+
+
+def config_identity(config) -> str:
+    """A model config as JSON without the keys that change with where and how it was loaded (its path,
+    dtype, transformers' version), so one model loaded twice has one fingerprint."""
+    if not hasattr(config, "to_dict"):
+        return repr(config)
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in _NOT_IDENTITY}
+        return value
+
+    return json.dumps(strip(config.to_dict()), sort_keys=True, default=str)
 
 
 def _tokenizer_settings(processor) -> str:

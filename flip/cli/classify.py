@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="onnx: run a folder written by `flip export MODEL FOLDER --onnx` (--model FOLDER) on "
+                        "onnxruntime; with a warm text cache it never imports torch")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk text cache")
     return p
 
@@ -80,20 +83,29 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         return _fail("; ".join(problems) if problems else "no images given")
 
-    import torch
     from tqdm import tqdm
 
-    from flip.hub import load
-    from flip.zeroshot import FLIPClassifier, TaskResult, TextCache, default_cache_dir, default_text_cache
+    if args.backend == "onnx":
+        if args.plot:
+            return _fail("--plot draws with torch: use --backend torch")
+        try:
+            clf = _onnx_classifier(args, prompt_sets)
+        except (FileNotFoundError, ValueError, ImportError) as err:
+            return _fail(str(err))
+    else:
+        import torch
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        model, processor = load(args.model, device=device)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        return _fail(err.args[0] if isinstance(err, KeyError) else str(err))
-    cache = default_text_cache() if args.no_cache else TextCache(default_cache_dir())
-    clf = FLIPClassifier(model, processor, prompt_sets, method="baseline" if args.baseline else "descriptors",
-                         aggregate=args.aggregate, cache=cache)
+        from flip.hub import load
+        from flip.zeroshot import FLIPClassifier, TextCache, default_cache_dir, default_text_cache
+
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            model, processor = load(args.model, device=device)
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            return _fail(err.args[0] if isinstance(err, KeyError) else str(err))
+        cache = default_text_cache() if args.no_cache else TextCache(default_cache_dir())
+        clf = FLIPClassifier(model, processor, prompt_sets, method="baseline" if args.baseline else "descriptors",
+                             aggregate=args.aggregate, cache=cache)
 
     k = args.explain if args.explain is not None else 3
     stream = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             stream.close()
 
     if args.plot and kept:
-        from flip.zeroshot import plot_contributions
+        from flip.zeroshot import TaskResult, plot_contributions
 
         labels = [p for ps, _ in kept for p in ps]
         merged = {t: TaskResult.cat([r[t] for _, r in kept]) for t in clf.tasks}
@@ -129,6 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"classified {done} image(s) {method} for {', '.join(clf.tasks)}; "
           f"skipped {len(skipped) + len(problems)} unreadable or missing", file=sys.stderr)
     return 0 if done else 1
+
+
+def _onnx_classifier(args, prompt_sets):
+    """The torch-free classifier on an export folder (flip.onnx_backend)."""
+    from flip.onnx_backend import OnnxClassifier, OnnxFLIP
+    from flip.textside import default_cache_dir
+
+    if args.model is None:
+        raise ValueError("--backend onnx needs --model FOLDER, a folder written by `flip export MODEL FOLDER --onnx`")
+    return OnnxClassifier(OnnxFLIP(args.model), prompt_sets, method="baseline" if args.baseline else "descriptors",
+                          aggregate=args.aggregate, cache_dir=None if args.no_cache else default_cache_dir())
 
 
 # -- inputs -----------------------------------------------------------------------------------------

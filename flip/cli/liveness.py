@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIR",
                    help="image files and/or folders (searched recursively)")
     p.add_argument("--model", default=None, help="model name, Hub id, directory or file (default: the embedded model)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="onnx: --model is a folder written by `flip export MODEL FOLDER --onnx` (onnxruntime)")
     p.add_argument("--prompts", default="liveness", help="liveness prompt file: task name or path (default: liveness)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--threshold", type=float, default=None,
@@ -73,7 +75,14 @@ def main(argv: list[str] | None = None) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model, processor = load(args.model, device=device)
+        if args.backend == "onnx":
+            from flip.onnx_backend import load_onnx
+
+            if args.model is None:
+                return _fail("--backend onnx needs --model FOLDER, a folder written by `flip export MODEL FOLDER --onnx`")
+            model, processor = load_onnx(args.model)
+        else:
+            model, processor = load(args.model, device=device)
         clf = LivenessClassifier(model, processor, args.prompts)
     except KeyError as err:
         return _fail(err.args[0])
