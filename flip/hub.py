@@ -141,9 +141,12 @@ def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
 
 def _load_flip_dir(path: Path) -> FLIPModel:
     external = path / EXTERNAL_WEIGHTS_FILE
-    # weights stored by reference are "missing" by design: keep transformers from warning about them
-    with _transformers_quiet() if external.is_file() else contextlib.nullcontext():
-        model, info = FLIPModel.from_pretrained(path, output_loading_info=True)
+    if (path / SAFETENSORS_FILE).is_file():
+        model, info = _read_flip_safetensors(path)
+    else:  # sharded or .bin checkpoints: transformers' own loader
+        # weights stored by reference are "missing" by design: keep transformers from warning about them
+        with _transformers_quiet() if external.is_file() else contextlib.nullcontext():
+            model, info = FLIPModel.from_pretrained(path, output_loading_info=True)
     if external.is_file():
         prefixes = json.loads(external.read_text())
         for prefix, package in prefixes.items():
@@ -159,6 +162,28 @@ def _load_flip_dir(path: Path) -> FLIPModel:
     if problems:
         raise ValueError(f"{path}: the weights do not match its config.json: {'; '.join(problems)}")
     return model
+
+
+SAFETENSORS_FILE = "model.safetensors"
+
+
+def _read_flip_safetensors(path: Path) -> tuple[FLIPModel, dict]:
+    """flip's own single-file checkpoint, read directly: the config, a model built without random
+    initialisation, and its weights copied in. transformers' `from_pretrained` does the same with more
+    machinery (and a progress bar); this is the fast path of `flip.load` for the embedded default.
+    Returns the model and what `from_pretrained(output_loading_info=True)` reports."""
+    from safetensors.torch import load_file
+    from transformers.initialization import no_init_weights
+
+    config = FLIPConfig.from_pretrained(path)
+    with no_init_weights():
+        model = FLIPModel(config)
+    state = load_file(path / SAFETENSORS_FILE)
+    own = model.state_dict()
+    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    result = model.load_state_dict({k: v for k, v in state.items() if k not in mismatched}, strict=False)
+    missing = [k for k in result.missing_keys if k not in mismatched]
+    return model, {"missing_keys": missing, "unexpected_keys": result.unexpected_keys, "mismatched_keys": mismatched}
 
 
 def _load_file(file: Path) -> tuple[FLIPModel, FLIPProcessor]:
