@@ -43,6 +43,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'flip' has no attribute {name!r}")
 
 
+#: Where the registration lives; reached lazily, like the public names above (it imports transformers).
+_PIPELINES = "flip.hf_pipeline"
+
+
 class _RegisterWithTransformers:
     """A meta-path finder that runs `flip.hf_pipeline.register()` right after `transformers.pipelines` is
     imported, so `transformers.pipeline(..., model=<flip checkpoint>)` works after `import flip` without
@@ -62,7 +66,7 @@ class _RegisterWithTransformers:
 
             def exec_module(module):
                 run(module)
-                importlib.import_module("flip.hf_pipeline").register()
+                importlib.import_module(_PIPELINES).register()
 
             spec.loader.exec_module = exec_module
         return spec
@@ -70,7 +74,7 @@ class _RegisterWithTransformers:
 
 def _hook_transformers_pipelines() -> None:
     if "transformers.pipelines" in sys.modules:  # too late for the hook: transformers is loaded anyway
-        importlib.import_module("flip.hf_pipeline").register()
+        importlib.import_module(_PIPELINES).register()
     elif not any(isinstance(f, _RegisterWithTransformers) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegisterWithTransformers())
 
