@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .hub import writing_folder
 from .zeroshot import config_identity, text_fingerprint
 from .onnx_backend import FORMAT, IMAGE_FILE, INFO_NAME, TEXT_FILE, ExportInfo
 
@@ -92,47 +91,39 @@ def export_onnx(model, processor, out_dir: str | os.PathLike, *, int8: bool = Fa
         raise ValueError(f"opset must be an integer in [14, 21] (scaled dot-product attention needs 14), got {opset!r}")
     if calibration_images is not None and not int8:
         raise ValueError("calibration images are for static int8 quantisation: pass int8=True too")
-    model = model.to("cpu", torch.float32)
-    was_training = model.training
-    model.eval()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    device, dtype, was_training = model.device, model.dtype, model.training
+    model.to("cpu", torch.float32).eval()  # traced in float32 on the CPU; put back as it was afterwards
     try:
-        size = processor.settings.image_size
-        pixels = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-        texts = processor.texts(["a photo of a face", "a smiling woman with short grey hair and round glasses"])
-        text_inputs = ["input_ids"] + (["attention_mask"] if "attention_mask" in texts else [])
-        text_args = tuple(texts[k] for k in text_inputs)
-        image_file = tmp / (IMAGE_FILE + ".fp32" if int8 else IMAGE_FILE)
-        errors = {
-            "image": _export(_ImageTower(model), (pixels,), ["pixel_values"], "image_embeds", image_file, opset),
-            "text": _export(_TextTower(model), text_args, text_inputs, "text_embeds", tmp / TEXT_FILE, opset),
-        }
-        mode = None
-        if int8:
-            mode = "static" if calibration_images is not None else "dynamic"
-            _quantize(image_file, tmp / IMAGE_FILE, processor, calibration_images)
-            image_file.unlink()
-        with torch.no_grad():
-            bias = float(model.logit_bias) if model.logit_bias is not None else None
-            info = ExportInfo(FORMAT, opset, mode, model.config.embed_dim, text_inputs, float(model.scale()), bias,
-                              text_fingerprint(model, processor), model_fingerprint(model),
-                              processor.settings.to_dict(), errors)
-        processor.save_pretrained(tmp)
-        (tmp / INFO_NAME).write_text(info.to_json())
-        tmp.chmod(0o755)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        with writing_folder(out_dir) as tmp:
+            _write(model, processor, tmp, int8, opset, calibration_images)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.train(was_training)
+        model.to(device, dtype).train(was_training)
     return out_dir
+
+
+def _write(model, processor, folder: Path, int8: bool, opset: int, calibration_images) -> None:
+    size = processor.settings.image_size
+    pixels = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    texts = processor.texts(["a photo of a face", "a smiling woman with short grey hair and round glasses"])
+    text_inputs = ["input_ids"] + (["attention_mask"] if "attention_mask" in texts else [])
+    text_args = tuple(texts[k] for k in text_inputs)
+    image_file = folder / (IMAGE_FILE + ".fp32" if int8 else IMAGE_FILE)
+    errors = {
+        "image": _export(_ImageTower(model), (pixels,), ["pixel_values"], "image_embeds", image_file, opset),
+        "text": _export(_TextTower(model), text_args, text_inputs, "text_embeds", folder / TEXT_FILE, opset),
+    }
+    mode = None
+    if int8:
+        mode = "static" if calibration_images is not None else "dynamic"
+        _quantize(image_file, folder / IMAGE_FILE, processor, calibration_images)
+        image_file.unlink()
+    with torch.no_grad():
+        bias = float(model.logit_bias) if model.logit_bias is not None else None
+        info = ExportInfo(FORMAT, opset, mode, model.config.embed_dim, text_inputs, float(model.scale()), bias,
+                          text_fingerprint(model, processor), model_fingerprint(model),
+                          processor.settings.to_dict(), errors)
+    processor.save_pretrained(folder)
+    (folder / INFO_NAME).write_text(info.to_json())
 
 
 def _export(module: nn.Module, args: tuple, input_names: list[str], output_name: str, file: Path,

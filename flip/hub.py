@@ -261,17 +261,27 @@ def save(
     """Write model (safetensors), processor and `extra_files` ({name: text}, e.g. a model card) to
     `out_dir` atomically: a temporary folder beside it is filled, then renamed, so an interrupted
     save never leaves a half-written checkpoint. `save_kwargs` go to `save_pretrained`."""
+    with writing_folder(out_dir) as tmp:
+        model.save_pretrained(tmp, **save_kwargs)
+        processor.save_pretrained(tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+    return Path(out_dir)
+
+
+@contextlib.contextmanager
+def writing_folder(out_dir: str | os.PathLike):
+    """A temporary folder beside `out_dir` to fill; when the block ends without error it replaces `out_dir`
+    by a rename, so an interrupted write never leaves a half-written folder (and a failed one leaves the
+    old folder as it was)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     umask = os.umask(0)
     os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the checkpoint gets a normal folder's mode
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result gets a normal folder's mode
     try:
-        model.save_pretrained(tmp, **save_kwargs)
-        processor.save_pretrained(tmp)
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text)
+        yield tmp
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -282,7 +292,6 @@ def save(
             tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
 
 
 def push_to_hub(model: FLIPModel, processor: FLIPProcessor, repo_id: str, *, private: bool | None = None,

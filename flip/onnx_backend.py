@@ -32,15 +32,13 @@ from typing import Any
 import numpy as np
 
 from .processor import ProcessorSettings, load_face, normalize_array, resize_array
-from .prompts import PromptSet, load_prompts
-from .textside import cache_key, descriptor_prompts, read_embeds, template_prompts, write_embeds
+from .prompts import PromptSet
+from .textside import TaskHead, cache_key, classifier_prompts, descriptor_prompts, read_embeds, template_prompts, write_embeds
 
 #: The file that marks a folder as a flip ONNX export.
 INFO_NAME = "flip_onnx.json"
 IMAGE_FILE, TEXT_FILE = "image.onnx", "text.onnx"
 FORMAT = 1
-AGGREGATES = ("mean", "max", "sum")
-METHODS = ("descriptors", "baseline")
 
 
 @dataclasses.dataclass
@@ -93,10 +91,6 @@ class ExportInfo:
             return cls(**data)
         except ValueError as err:
             raise ValueError(f"{file}: {err}") from None
-
-
-def is_onnx_export(path: str | os.PathLike | None) -> bool:
-    return path is not None and (Path(path).expanduser() / INFO_NAME).is_file()
 
 
 def _session(file: Path, threads: int | None):
@@ -232,24 +226,8 @@ def load_onnx(path: str | os.PathLike, threads: int | None = None):
 
 
 # -- classification without torch ------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Head:
-    """A task's embedded text side: texts (M,) shown in explanations, embeds (M, D), class_index (M,)."""
-
-    task: str
-    method: str
-    classes: tuple[str, ...]
-    texts: tuple[str, ...]
-    embeds: np.ndarray
-    class_index: np.ndarray
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-
 def build_head(model: OnnxFLIP, prompts: PromptSet, method: str = "descriptors",
-               cache_dir: str | os.PathLike | None = None) -> Head:
+               cache_dir: str | os.PathLike | None = None) -> TaskHead:
     """A task's text side from the cache (`flip.textside`), else from `text.onnx` (and then cached)."""
     if method == "descriptors":
         sentences, texts, index = descriptor_prompts(prompts)
@@ -268,14 +246,15 @@ def build_head(model: OnnxFLIP, prompts: PromptSet, method: str = "descriptors",
         embeds = np.stack([embeds[index == c].mean(0) for c in range(prompts.num_classes)])
         embeds /= np.linalg.norm(embeds, axis=-1, keepdims=True)
         index = np.arange(prompts.num_classes)
-    return Head(prompts.task, method, prompts.classes, tuple(texts), embeds.astype(np.float32), index)
+    return TaskHead(prompts.task, method, prompts.classes, tuple(texts), embeds.astype(np.float32), index,
+                    prompts.sha256)
 
 
 @dataclasses.dataclass
 class Result:
     """One task's answers for N images: scores (N, C), similarities (N, M), as `flip.zeroshot.TaskResult`."""
 
-    head: Head
+    head: TaskHead
     scores: np.ndarray
     similarities: np.ndarray
 
@@ -320,15 +299,7 @@ class OnnxClassifier:
     def __init__(self, model: OnnxFLIP, tasks: Sequence[str | os.PathLike | PromptSet] | str = ("emotion",), *,
                  method: str = "descriptors", aggregate: str = "mean", prompt_root: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None):
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate={aggregate!r}; choose one of {list(AGGREGATES)}")
-        if method not in METHODS:
-            raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
-        if isinstance(tasks, (str, os.PathLike, PromptSet)):
-            tasks = [tasks]
-        prompt_sets = [t if isinstance(t, PromptSet) else load_prompts(t, prompt_root) for t in tasks]
-        if not prompt_sets or len({p.task for p in prompt_sets}) != len(prompt_sets):
-            raise ValueError(f"tasks: give one or more distinct tasks, got {[p.task for p in prompt_sets]}")
+        prompt_sets = classifier_prompts(tasks, method, aggregate, prompt_root)
         self.model, self.method, self.aggregate = model, method, aggregate
         self.heads = {p.task: build_head(model, p, method, cache_dir) for p in prompt_sets}
         self._all_embeds = np.concatenate([h.embeds for h in self.heads.values()])

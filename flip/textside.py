@@ -11,14 +11,61 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .prompts import PromptSet
+from .prompts import PromptSet, load_prompts
+
+#: How descriptor similarities become a class score ("mean" is the paper's).
+AGGREGATES = ("mean", "max", "sum")
+#: The two ways to build a task's text side.
+METHODS = ("descriptors", "baseline")
 
 _VERB_STARTS = ("has", "often", "typically", "may", "can")
 _IS_STARTS = ("a", "an", "used")
+
+
+@dataclass(frozen=True)
+class TaskHead:
+    """A task's embedded text side.
+
+    texts: what an explanation shows, (M,): the descriptors, or the class phrases for the baseline.
+    embeds: (M, D) float32 on the CPU (a torch tensor in flip.zeroshot, a numpy array in
+    flip.onnx_backend); class_index: (M,) the class of each text.
+    """
+
+    task: str
+    method: str
+    classes: tuple[str, ...]
+    texts: tuple[str, ...]
+    embeds: Any
+    class_index: Any
+    prompts_sha256: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def classifier_prompts(tasks, method: str, aggregate: str, prompt_root=None) -> list[PromptSet]:
+    """A classifier's arguments checked, and its tasks (names, prompt-file paths or `PromptSet`s; one
+    alone may be given bare) as prompt sets, each task once."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate={aggregate!r}; choose one of {list(AGGREGATES)}")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
+    if isinstance(tasks, (str, os.PathLike, PromptSet)):
+        tasks = [tasks]
+    if not tasks:
+        raise ValueError("tasks: give at least one task")
+    prompt_sets = [t if isinstance(t, PromptSet) else load_prompts(t, prompt_root) for t in tasks]
+    names = [p.task for p in prompt_sets]
+    if len(set(names)) != len(names):
+        raise ValueError(f"tasks: {names} names a task twice")
+    return prompt_sets
 
 
 def descriptor_sentence(name: str, descriptor: str, relative: str = "which") -> str:

@@ -41,9 +41,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .prompts import PromptSet, load_prompts
-from .textside import (  # noqa: F401  (descriptor_sentence and default_cache_dir are public here too)
+from .prompts import PromptSet
+from .textside import (  # noqa: F401  (descriptor_sentence, default_cache_dir and TaskHead are public here too)
+    AGGREGATES,
+    METHODS,
+    TaskHead,
     cache_key,
+    classifier_prompts,
     default_cache_dir,
     descriptor_prompts,
     descriptor_sentence,
@@ -52,10 +56,7 @@ from .textside import (  # noqa: F401  (descriptor_sentence and default_cache_di
     write_embeds,
 )
 
-#: How descriptor similarities become a class score ("mean" is the paper's).
-AGGREGATES = ("mean", "max", "sum")
-#: The two ways to build a task's text side.
-METHODS = ("descriptors", "baseline")
+
 # -- prompts -> sentences -------------------------------------------------------------------------
 def build_descriptor_prompts(prompts: PromptSet) -> tuple[list[str], list[str], torch.Tensor]:
     """Sentences, their raw descriptors (both M, class by class in file order) and class index (M,)."""
@@ -106,27 +107,6 @@ def aggregate_scores(similarities: torch.Tensor, class_index: torch.Tensor, num_
 
 
 # -- the text side and its cache ------------------------------------------------------------------
-@dataclass(frozen=True)
-class TaskHead:
-    """A task's embedded text side.
-
-    texts: what an explanation shows, (M,): the descriptors, or the class phrases for the baseline.
-    embeds: (M, D) float32 on the CPU; class_index: (M,) the class of each text.
-    """
-
-    task: str
-    method: str
-    classes: tuple[str, ...]
-    texts: tuple[str, ...]
-    embeds: torch.Tensor
-    class_index: torch.Tensor
-    prompts_sha256: str
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-
 class TextCache:
     """Embedded sentences by key: a dict in memory, plus safetensors files in `directory` if given.
 
@@ -367,23 +347,12 @@ class FLIPClassifier:
                  method: str = "descriptors", aggregate: str = "mean", prompt_root: str | os.PathLike | None = None,
                  cache: TextCache | None = None, cache_dir: str | os.PathLike | None = None,
                  text_batch_size: int = 256):
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate={aggregate!r}; choose one of {list(AGGREGATES)}")
-        if method not in METHODS:
-            raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
-        if isinstance(tasks, (str, os.PathLike, PromptSet)):
-            tasks = [tasks]
-        if not tasks:
-            raise ValueError("tasks: give at least one task")
+        prompt_sets = classifier_prompts(tasks, method, aggregate, prompt_root)
         self.model, self.processor = model, processor
         self.method, self.aggregate = method, aggregate
         if cache is None:
             cache = TextCache(cache_dir) if cache_dir is not None else default_text_cache()
         self.cache = cache
-        prompt_sets = [t if isinstance(t, PromptSet) else load_prompts(t, prompt_root) for t in tasks]
-        names = [p.task for p in prompt_sets]
-        if len(set(names)) != len(names):
-            raise ValueError(f"tasks: {names} names a task twice")
         self.prompts = {p.task: p for p in prompt_sets}
         fingerprint = text_fingerprint(model, processor)
         self.heads = {p.task: build_task_head(model, processor, p, method, cache, fingerprint, text_batch_size)
