@@ -24,7 +24,8 @@ FLOORS = [
     ("hub/data", ("flip.hub", "flip.convert", "flip.data")),
     ("faces", ("flip.faces", "flip.naming.detect")),
     ("tasks", ("flip.tasks", "flip.zeroshot", "flip.liveness", "flip.probe", "flip.attack_metrics",
-               "flip.prompts", "flip.naming", "flip.vqa")),
+               "flip.prompts", "flip.naming", "flip.vqa", "flip.textside", "flip.onnx_backend", "flip.export",
+               "flip.hf_pipeline")),
     ("train", ("flip.train",)),
     ("cli", ("flip.cli", "flip.__main__")),
 ]
