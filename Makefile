@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch torchvision
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,eval,naming,search,app]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,eval,naming,search,app,onnx]"
 	$(BIN)/python -m pip install -q --no-deps facenet-pytorch
 	touch $(STAMP)
 

@@ -11,6 +11,7 @@ Design choices:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,19 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_json_object(file: str | os.PathLike, what: str = "a JSON object") -> dict:
+    """A JSON file that must hold an object: ValueError naming the file when it is not valid JSON (or
+    UTF-8) or holds something else (`what` says what was expected)."""
+    file = Path(file)
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected {what}, got a {type(data).__name__}")
+    return data
 
 
 def check_writable_file(path: str | os.PathLike, what: str = "output") -> Path:

@@ -22,11 +22,12 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
 
-from ._files import fsync_dir
+from ._files import fsync_dir, read_json_object
 from .config import PRESETS, FLIPConfig, preset_config
 from .convert._common import describe_keys
 from .download import download
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 #: Checkpoints that ship inside the package, by name -> folder under flip/assets/.
 EMBEDDED = {"flip-tiny-synth": "flip-tiny-synth"}
 DEFAULT_MODEL = "flip-tiny-synth"
+#: flip's own single-file weights, read by `flip.load`'s fast path.
+SAFETENSORS_FILE = "model.safetensors"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.bin", "*.pth", "*.pt"]
 
@@ -148,14 +151,7 @@ def _transformers_quiet():
 
 
 def read_config_json(path: Path) -> dict:
-    file = path / "config.json"
-    try:
-        data = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{file}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{file}: expected a JSON object of config fields, got a {type(data).__name__}")
-    return data
+    return read_json_object(path / "config.json", "a JSON object of config fields")
 
 
 def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
@@ -186,13 +182,16 @@ def _load_flip_dir(path: Path) -> FLIPModel:
     except (TypeError, ValueError, AttributeError, KeyError) as err:
         reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
         raise ValueError(f"{path / 'config.json'}: not a valid flip config ({reason})") from None
-    if not any((path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
-        raise FileNotFoundError(f"{path}: a flip config.json but no weights (model.safetensors) beside it")
-    # our own report below replaces transformers' table of missing or mis-shaped weights
+    if not any((path / name).is_file() for name in (SAFETENSORS_FILE, "model.safetensors.index.json")):
+        raise FileNotFoundError(f"{path}: a flip config.json but no weights ({SAFETENSORS_FILE}) beside it")
     try:
-        with _transformers_quiet():
-            model, info = FLIPModel.from_pretrained(path, config=config, output_loading_info=True,
-                                                    ignore_mismatched_sizes=True)
+        if (path / SAFETENSORS_FILE).is_file():
+            model, info = _read_flip_safetensors(path, config)
+        else:  # sharded checkpoints: transformers' own loader
+            # our own report below replaces transformers' table of missing or mis-shaped weights
+            with _transformers_quiet():
+                model, info = FLIPModel.from_pretrained(path, config=config, output_loading_info=True,
+                                                        ignore_mismatched_sizes=True)
     except (SafetensorError, OSError, RuntimeError, TypeError) as err:
         raise ValueError(f"{path}: cannot read its weights, truncated or corrupt? ({type(err).__name__}: "
                          f"{' '.join(str(err).split())[:300]})") from None
@@ -213,6 +212,26 @@ def _load_flip_dir(path: Path) -> FLIPModel:
     if problems:
         raise ValueError(f"{path}: the weights do not match its config.json: {'; '.join(problems)}")
     return model
+
+
+def _read_flip_safetensors(path: Path, config: FLIPConfig) -> tuple[FLIPModel, dict]:
+    """flip's own single-file checkpoint, read directly: a model built from `config` without random
+    initialisation, and its weights copied in. transformers' `from_pretrained` does the same with more
+    machinery (and a progress bar); this is the fast path of `flip.load` for the embedded default.
+    Returns the model and what `from_pretrained(output_loading_info=True, ignore_mismatched_sizes=True)`
+    reports (mismatched keys as (key, checkpoint shape, model shape))."""
+    from safetensors.torch import load_file
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():
+        model = FLIPModel(config)
+    state = load_file(path / SAFETENSORS_FILE)
+    own = model.state_dict()
+    mismatched = [(k, v.shape, own[k].shape) for k, v in state.items() if k in own and own[k].shape != v.shape]
+    skip = {k for k, _, _ in mismatched}
+    result = model.load_state_dict({k: v for k, v in state.items() if k not in skip}, strict=False)
+    missing = [k for k in result.missing_keys if k not in skip]
+    return model, {"missing_keys": missing, "unexpected_keys": result.unexpected_keys, "mismatched_keys": mismatched}
 
 
 def _load_file(file: Path) -> tuple[FLIPModel, FLIPProcessor]:
@@ -342,21 +361,34 @@ def save(
     or a non-empty folder that is not a checkpoint, is refused (`overwrite=True`: write into the folder,
     keeping the files whose names flip does not use)."""
     out_dir = check_destination(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    replaces = FLIP_FILES | {p.name for p in out_dir.glob("model-*-of-*.safetensors")} \
+        if is_flip_checkpoint(out_dir) else frozenset()
+    with writing_folder(out_dir, replaces) as tmp:
         model.save_pretrained(tmp, **save_kwargs)
         processor.save_pretrained(tmp)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
+    return out_dir
+
+
+@contextlib.contextmanager
+def writing_folder(out_dir: str | os.PathLike, replaces: Collection[str] = frozenset()):
+    """A temporary folder beside `out_dir` to fill; when the block ends without error it takes `out_dir`'s
+    place by a rename (fsynced), so an interrupted write never leaves a half-written folder (and a failed
+    one leaves the old folder as it was). The files of an existing `out_dir` come along into the new
+    folder, except those the new folder holds and the names in `replaces` (what the writer wrote there
+    before). The caller decides whether `out_dir` may be written at all (`check_destination`)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield tmp
         _chmod_tree(tmp)
         if out_dir.exists():
-            ours = {p.name for p in tmp.iterdir()}
-            if is_flip_checkpoint(out_dir):
-                ours |= FLIP_FILES | {p.name for p in out_dir.glob("model-*-of-*.safetensors")}
+            ours = {p.name for p in tmp.iterdir()} | set(replaces)
             old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
             out_dir.rename(old)
-            tmp.rename(out_dir)  # the swap: from here on out_dir is the new checkpoint
+            tmp.rename(out_dir)  # the swap: from here on out_dir is the new folder
             for entry in old.iterdir():  # the user's files come along; only what flip wrote is removed
                 if entry.name not in ours:
                     entry.rename(out_dir / entry.name)
@@ -366,7 +398,6 @@ def save(
         fsync_dir(out_dir.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
 
 
 def push_to_hub(model: FLIPModel, processor: FLIPProcessor, repo_id: str, *, private: bool | None = None,

@@ -42,8 +42,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from ._files import read_json_object
 from .download import download
 from .tokenization import clean_clip_text, is_clip_tokenizer, load_saved_tokenizer, load_tokenizer
 
@@ -219,42 +219,35 @@ class FLIPProcessor:
         margin = self.settings.box_margin if box_margin is None else box_margin
         if not _is_margin(margin):
             raise ValueError(f"box_margin must be a finite number >= 0, got {margin!r}")
+        import torch
+
         size = self.settings.image_size
         out = torch.empty((len(items), 3, size, size), dtype=torch.uint8)
         for index, item in enumerate(items):
-            image = load_image(item, index)
-            if boxes is not None and boxes[index] is not None:
-                image = image.crop(crop_box(boxes[index], image.size, margin, _source_name(item, index)))
-            out[index] = self._resize(image)
+            out[index] = self._resize(load_face(item, index, None if boxes is None else boxes[index], margin))
         return out
 
     def _resize(self, image) -> torch.Tensor:
         """An RGB PIL image -> uint8 (3, S, S): resized as the settings say, center-cropped if "shortest"
         (the shorter side to `resize_size`, default S, then the central S x S)."""
-        size, resample = self.settings.image_size, self.settings.resample
-        short = self.settings.resize_size or size
-        width, height = image.size
-        if self.settings.resize_mode == "squash":
-            new_size = (size, size)
-        elif width <= height:  # torchvision's arithmetic (open_clip's transform): the longer side is truncated
-            new_size = (short, int(short * height / width))
-        else:
-            new_size = (int(short * width / height), short)
-        if new_size != image.size and (self.settings.resize_backend == "pil" or resample not in TORCH_RESAMPLE):
-            from PIL import Image
+        import torch
 
-            image = image.resize(new_size, Image.Resampling[resample.upper()])
+        resample = self.settings.resample
+        new_size, box = _resize_plan(image.size, self.settings)
+        if new_size != image.size and (self.settings.resize_backend == "pil" or resample not in TORCH_RESAMPLE):
+            return torch.from_numpy(resize_array(image, self.settings))
         pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # (3, H, W), channels-last in memory
         if new_size != image.size:
             pixels = torch.nn.functional.interpolate(pixels[None], size=new_size[::-1], mode=resample,
                                                      antialias=True)[0]
-        left = int(round((new_size[0] - size) / 2.0))  # the crop rounded, as torchvision's
-        top = int(round((new_size[1] - size) / 2.0))
-        return pixels[:, top:top + size, left:left + size]
+        left, top, right, bottom = box
+        return pixels[:, top:bottom, left:right]
 
-    def normalize(self, pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """uint8 pixels (N, 3, H, W) from `pixels` -> normalised `dtype`, on their device (computed in
-        float32, in torchvision's order of operations: /255, -mean, /std)."""
+    def normalize(self, pixels: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """uint8 pixels (N, 3, H, W) from `pixels` -> normalised `dtype` (default float32), on their device
+        (computed in float32, in torchvision's order of operations: /255, -mean, /std)."""
+        import torch
+
         if not isinstance(pixels, torch.Tensor) or pixels.dtype != torch.uint8 or pixels.ndim != 4 \
                 or pixels.shape[1] != 3:
             what = f"{pixels.dtype} {tuple(pixels.shape)}" if isinstance(pixels, torch.Tensor) else type(pixels).__name__
@@ -262,14 +255,15 @@ class FLIPProcessor:
         mean = torch.tensor(self.settings.image_mean, device=pixels.device).view(1, 3, 1, 1)
         std = torch.tensor(self.settings.image_std, device=pixels.device).view(1, 3, 1, 1)
         x = pixels.to(torch.float32).div_(255).sub_(mean).div_(std)
-        return x.to(dtype)
+        return x.to(dtype or torch.float32)
 
     # -- texts -------------------------------------------------------------------------------------
-    def texts(self, texts, max_length: int | None = None, padding: str | None = None):
+    def texts(self, texts, max_length: int | None = None, padding: str | None = None, return_tensors: str = "pt"):
         """`BatchEncoding` with `input_ids` and `attention_mask` (unless the settings say no), int64 (N, L).
 
         Padded to the longest text or, with `padding="max_length"`, to `max_length` (defaults: the
-        settings'); longer texts are truncated, keeping the end-of-text token.
+        settings'); longer texts are truncated, keeping the end-of-text token. `return_tensors="np"`
+        gives numpy arrays (what onnxruntime takes).
         """
         items = _as_list(texts, "texts")
         for index, text in enumerate(items):
@@ -289,13 +283,13 @@ class FLIPProcessor:
             padding=padding,
             truncation=True,
             max_length=max_length,
-            return_tensors="pt",
+            return_tensors=return_tensors,
             return_token_type_ids=False,
             return_attention_mask=True,
             split_special_tokens=True,
         )
         if self.settings.pad_token_id != self.tokenizer.pad_token_id:
-            batch["input_ids"].masked_fill_(batch["attention_mask"] == 0, self.settings.pad_token_id)
+            batch["input_ids"][batch["attention_mask"] == 0] = self.settings.pad_token_id
         if not self.settings.return_attention_mask:
             del batch["attention_mask"]
         return batch
@@ -348,12 +342,7 @@ class FLIPProcessor:
         config_file = path / CONFIG_NAME
         if not config_file.is_file():
             raise FileNotFoundError(f"{path}: no {CONFIG_NAME}; not a directory saved by FLIPProcessor.save_pretrained")
-        try:
-            config = json.loads(config_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{config_file}: not valid JSON ({err})") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{config_file}: expected a JSON object, got {type(config).__name__}")
+        config = read_json_object(config_file)
         processor_class = config.pop("processor_class", None)
         if processor_class != PROCESSOR_CLASS:
             raise ValueError(f"{config_file}: processor_class is {processor_class!r}, expected {PROCESSOR_CLASS!r}")
@@ -418,6 +407,14 @@ def missing_file_reason(path: Path) -> str:
     if path.is_symlink():
         return "a symbolic link that leads to no file (a loop, or its target is missing)"
     return "no such file"
+
+
+def load_face(source, index: int = 0, box=None, margin: float = 0.0):
+    """`load_image`, then the crop of a face `box` (x0, y0, x1, y1) grown by `margin` if one is given."""
+    image = load_image(source, index)
+    if box is not None:
+        image = image.crop(crop_box(box, image.size, margin, _source_name(source, index)))
+    return image
 
 
 def _source_name(source, index: int) -> str:
@@ -552,6 +549,42 @@ def crop_box(box, size: tuple[int, int], margin: float, name: str) -> tuple[int,
     left, top = max(0, math.floor(x0 - dx)), max(0, math.floor(y0 - dy))
     right, bottom = min(width, math.ceil(x1 + dx)), min(height, math.ceil(y1 + dy))
     return left, top, right, bottom
+
+
+def _resize_plan(size: tuple[int, int], settings: ProcessorSettings) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """Where an image of `size` (W, H) is resized to, and the crop (left, top, right, bottom) of that:
+    torchvision's arithmetic (open_clip's transform): the longer side is truncated, the crop rounded."""
+    side = settings.image_size
+    short = settings.resize_size or side  # "shortest": the shorter side before the crop
+    width, height = size
+    if settings.resize_mode == "squash":
+        new_size = (side, side)
+    elif width <= height:
+        new_size = (short, int(short * height / width))
+    else:
+        new_size = (int(short * width / height), short)
+    left, top = int(round((new_size[0] - side) / 2.0)), int(round((new_size[1] - side) / 2.0))
+    return new_size, (left, top, left + side, top + side)
+
+
+def resize_array(image, settings: ProcessorSettings) -> np.ndarray:
+    """An RGB PIL image -> uint8 numpy (3, S, S), resized by PIL (bit-exact with open_clip) and cropped as
+    `settings` say. The torch-free path (`flip.onnx_backend`) uses it whatever `resize_backend` says."""
+    from PIL import Image
+
+    new_size, box = _resize_plan(image.size, settings)
+    if new_size != image.size:
+        image = image.resize(new_size, Image.Resampling[settings.resample.upper()])
+    if box != (0, 0) + image.size:
+        image = image.crop(box)
+    return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))
+
+
+def normalize_array(pixels: np.ndarray, settings: ProcessorSettings) -> np.ndarray:
+    """uint8 (N, 3, H, W) -> float32 normalised as `FLIPProcessor.normalize` does (/255, -mean, /std)."""
+    mean = np.asarray(settings.image_mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(settings.image_std, dtype=np.float32).reshape(1, 3, 1, 1)
+    return (pixels.astype(np.float32) / np.float32(255) - mean) / std
 
 
 # -- helpers ----------------------------------------------------------------------------------------------

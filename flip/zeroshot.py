@@ -30,61 +30,45 @@ Design choices
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from .prompts import PromptSet, load_prompts
-
-logger = logging.getLogger(__name__)
-
-#: How descriptor similarities become a class score ("mean" is the paper's).
-AGGREGATES = ("mean", "max", "sum")
-#: The two ways to build a task's text side.
-METHODS = ("descriptors", "baseline")
-_VERB_STARTS = ("has", "often", "typically", "may", "can")
-_IS_STARTS = ("a", "an", "used")
+from .prompts import PromptSet
+from .textside import (  # noqa: F401  (descriptor_sentence, default_cache_dir, TaskHead, FileBatch are public here too)
+    AGGREGATES,
+    METHODS,
+    FileBatch,
+    TaskHead,
+    cache_key,
+    classifier_prompts,
+    default_cache_dir,
+    descriptor_prompts,
+    descriptor_sentence,
+    read_embeds,
+    template_prompts,
+    try_write_embeds,
+)
 
 
 # -- prompts -> sentences -------------------------------------------------------------------------
-def descriptor_sentence(name: str, descriptor: str, relative: str = "which") -> str:
-    """The paper's sentence for one descriptor: "Bengal, which has green or blue eyes"."""
-    descriptor = descriptor.strip()
-    first = descriptor.split(maxsplit=1)[0].lower()
-    if first in _IS_STARTS:
-        clause = f"is {descriptor}"
-    elif first in _VERB_STARTS:
-        clause = descriptor
-    else:
-        clause = f"has {descriptor}"
-    return f"{name}, {relative} {clause}"
-
-
 def build_descriptor_prompts(prompts: PromptSet) -> tuple[list[str], list[str], torch.Tensor]:
     """Sentences, their raw descriptors (both M, class by class in file order) and class index (M,)."""
-    sentences, descriptors, index = [], [], []
-    for c, cls in enumerate(prompts.classes):
-        for d in prompts.descriptors[cls]:
-            sentences.append(descriptor_sentence(prompts.names[cls], d, prompts.relative))
-            descriptors.append(d)
-            index.append(c)
+    sentences, descriptors, index = descriptor_prompts(prompts)
     return sentences, descriptors, torch.tensor(index, dtype=torch.long)
 
 
 def build_template_prompts(prompts: PromptSet) -> tuple[list[str], torch.Tensor]:
     """The baseline's sentences, C * T of them (each class phrase in each template), and class index."""
-    sentences = [t.format(prompts.names[cls]) for cls in prompts.classes for t in prompts.templates]
-    index = torch.arange(prompts.num_classes).repeat_interleave(len(prompts.templates))
-    return sentences, index
+    sentences, index = template_prompts(prompts)
+    return sentences, torch.tensor(index, dtype=torch.long)
 
 
 # -- pure builders on tensors ---------------------------------------------------------------------
@@ -124,27 +108,6 @@ def aggregate_scores(similarities: torch.Tensor, class_index: torch.Tensor, num_
 
 
 # -- the text side and its cache ------------------------------------------------------------------
-@dataclass(frozen=True)
-class TaskHead:
-    """A task's embedded text side.
-
-    texts: what an explanation shows, (M,): the descriptors, or the class phrases for the baseline.
-    embeds: (M, D) float32 on the CPU; class_index: (M,) the class of each text.
-    """
-
-    task: str
-    method: str
-    classes: tuple[str, ...]
-    texts: tuple[str, ...]
-    embeds: torch.Tensor
-    class_index: torch.Tensor
-    prompts_sha256: str
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-
 class TextCache:
     """Embedded sentences by key: a dict in memory, plus safetensors files in `directory` if given.
 
@@ -166,14 +129,10 @@ class TextCache:
         if key in self._memory:
             return self._memory[key]
         file = self._file(key)
-        if file is None:
+        embeds = read_embeds(file) if file is not None else None
+        if embeds is None:  # missing, unreadable, truncated or foreign: a miss (and rewritten if it can be)
             return None
-        from safetensors.torch import load_file
-
-        try:
-            self._memory[key] = load_file(file)["embeds"]
-        except Exception:  # missing, unreadable, truncated or foreign: a miss (and rewritten if it can be)
-            return None
+        self._memory[key] = torch.from_numpy(embeds)
         return self._memory[key]
 
     def put(self, key: str, embeds: torch.Tensor, info: Mapping[str, str] | None = None) -> None:
@@ -181,18 +140,8 @@ class TextCache:
         self._memory[key] = embeds
         file = self._file(key)
         if file is not None:
-            from safetensors.torch import save_file
-
-            tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-            try:
-                file.parent.mkdir(parents=True, exist_ok=True)
-                save_file({"embeds": embeds}, str(tmp), metadata=dict(info or {}))
-                os.replace(tmp, file)  # atomic: a reader never sees half a file
-            except OSError as err:  # the cache only saves time: an unwritable one is skipped, once
-                with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
-                logger.warning("text cache %s: not writable (%s); continuing without it", self.directory, err)
-                self.directory = None
+            if not try_write_embeds(file, embeds.numpy(), info):
+                self.directory = None  # the cache only saves time: an unwritable one is skipped, once
 
     def _file(self, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.safetensors"
@@ -209,19 +158,15 @@ def default_text_cache() -> TextCache:
     return _DEFAULT_CACHE
 
 
-def default_cache_dir() -> Path:
-    """Where the command line keeps text embeddings: `$FLIP_CACHE`, else `$XDG_CACHE_HOME/flip`,
-    else `~/.cache/flip`; then `text/`."""
-    base = os.environ.get("FLIP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "flip"
-    return Path(base).expanduser() / "text"
-
-
 def text_fingerprint(model, processor) -> str:
     """A hash of everything that decides a text embedding: the text tower's and projection's
-    weights and buffers, the model config, and the tokenizer settings."""
+    weights and buffers, the model config, and the tokenizer settings. A model that states its own
+    (an exported backend, `flip.onnx_backend.OnnxFLIP`) is taken at its word."""
+    stated = getattr(model, "text_fingerprint", None)
+    if isinstance(stated, str):
+        return stated
     h = hashlib.blake2b(digest_size=16)
-    config = getattr(model, "config", None)
-    h.update((config.to_json_string(use_diff=False) if hasattr(config, "to_json_string") else repr(config)).encode())
+    h.update(config_identity(getattr(model, "config", None)).encode())
     h.update(_tokenizer_settings(processor).encode())
     modules = [getattr(model, name) for name in ("text_model", "text_proj") if hasattr(model, name)] or [model]
     for i, module in enumerate(modules):
@@ -230,6 +175,24 @@ def text_fingerprint(model, processor) -> str:
             h.update(f"{i}.{name}:{t.dtype}:{tuple(t.shape)}".encode())
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+#: Config keys that say where or how a model was loaded, not what it computes.
+_NOT_IDENTITY = ("_name_or_path", "dtype", "torch_dtype", "transformers_version", "architectures")
+
+
+def config_identity(config) -> str:
+    """A model config as JSON without the keys that change with where and how it was loaded (its path,
+    dtype, transformers' version), so one model loaded twice has one fingerprint."""
+    if not hasattr(config, "to_dict"):
+        return repr(config)
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in _NOT_IDENTITY}
+        return value
+
+    return json.dumps(strip(config.to_dict()), sort_keys=True, default=str)
 
 
 def _tokenizer_settings(processor) -> str:
@@ -244,10 +207,20 @@ def _tokenizer_settings(processor) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+def model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
+    """Where a model runs and in what dtype: its `device` and `dtype` (a transformers model, or an exported
+    backend that has no parameters), else those of its first parameter."""
+    device, dtype = getattr(model, "device", None), getattr(model, "dtype", None)
+    if isinstance(device, torch.device) and isinstance(dtype, torch.dtype):
+        return device, dtype
+    param = next(model.parameters())
+    return param.device, param.dtype
+
+
 @torch.inference_mode()
 def encode_texts(model, processor, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
     """L2-normalised text embeddings (M, D), in batches, on the model's device."""
-    device = next(model.parameters()).device
+    device = model_device_dtype(model)[0]
     out = []
     for start in range(0, len(texts), batch_size):
         batch = processor.texts(list(texts[start:start + batch_size]))
@@ -269,7 +242,7 @@ def build_task_head(model, processor, prompts: PromptSet, method: str = "descrip
         texts = [prompts.names[c] for c in prompts.classes]
     cache = cache if cache is not None else default_text_cache()
     fingerprint = fingerprint or text_fingerprint(model, processor)
-    key = hashlib.sha256("\x1f".join([fingerprint, *sentences]).encode()).hexdigest()[:40]
+    key = cache_key(fingerprint, sentences)
     embeds = cache.get(key)
     if embeds is None or embeds.shape[0] != len(sentences):
         embeds = encode_texts(model, processor, sentences, batch_size)
@@ -361,29 +334,6 @@ class TaskResult:
                           torch.cat([r.similarities for r in results]), results[0].aggregate, results[0].scale)
 
 
-@dataclass
-class FileBatch:
-    """What `FLIPClassifier.classify_files` yields per batch: the readable paths in order, their
-    results by task, and the unreadable ones as (path, reason). With a face stage, a row is a face:
-    `paths` repeats an image's path once per face, `faces` holds each row's `flip.faces.Face`, and
-    images in which no face was found (and none stood in) are in `no_face`."""
-
-    paths: list[str]
-    results: dict[str, TaskResult]
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    faces: list | None = None
-    no_face: list[str] = field(default_factory=list)
-
-    def records(self, k: int | None = 3) -> list[dict[str, Any]]:
-        """One plain-data record per row: {path, face, box, detector_score, whole_image, <task>: {...}}
-        (the face fields only with a face stage)."""
-        out = []
-        for i, path in enumerate(self.paths):
-            face = self.faces[i].record() if self.faces is not None else {}
-            out.append({"path": path, **face, **{task: res.record(i, k) for task, res in self.results.items()}})
-        return out
-
-
 # -- the classifier -------------------------------------------------------------------------------
 class FLIPClassifier:
     """Classify face images for one or more tasks, by description (default) or by the baseline.
@@ -401,24 +351,13 @@ class FLIPClassifier:
                  method: str = "descriptors", aggregate: str = "mean", prompt_root: str | os.PathLike | None = None,
                  cache: TextCache | None = None, cache_dir: str | os.PathLike | None = None,
                  text_batch_size: int = 256):
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate={aggregate!r}; choose one of {list(AGGREGATES)}")
-        if method not in METHODS:
-            raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
-        if isinstance(tasks, (str, os.PathLike, PromptSet)):
-            tasks = [tasks]
-        if not tasks:
-            raise ValueError("tasks: give at least one task")
+        prompt_sets = classifier_prompts(tasks, method, aggregate, prompt_root)
         self.model, self.processor = model, processor
         self.method, self.aggregate = method, aggregate
         self.scale = float(model.scale().detach()) if hasattr(model, "scale") else None
         if cache is None:
             cache = TextCache(cache_dir) if cache_dir is not None else default_text_cache()
         self.cache = cache
-        prompt_sets = [t if isinstance(t, PromptSet) else load_prompts(t, prompt_root) for t in tasks]
-        names = [p.task for p in prompt_sets]
-        if len(set(names)) != len(names):
-            raise ValueError(f"tasks: {names} names a task twice")
         self.prompts = {p.task: p for p in prompt_sets}
         fingerprint = text_fingerprint(model, processor)
         self.heads = {p.task: build_task_head(model, processor, p, method, cache, fingerprint, text_batch_size)
@@ -463,10 +402,10 @@ class FLIPClassifier:
         """(N, 3, H, W) -> (N, D) normalised embeddings on the model's device. Float pixel values from
         `processor.images`, or uint8 pixels from `processor.pixels` (what `image_file_loader` yields),
         which travel as uint8 and are normalised on the device."""
-        param = next(self.model.parameters())
+        device, dtype = model_device_dtype(self.model)
         with torch.inference_mode():
-            x = pixel_values.to(param.device, non_blocking=True)
-            x = self.processor.normalize(x, param.dtype) if x.dtype == torch.uint8 else x.to(param.dtype)
+            x = pixel_values.to(device, non_blocking=True)
+            x = self.processor.normalize(x, dtype) if x.dtype == torch.uint8 else x.to(dtype)
             return self.model.encode_image(x)
 
     def classify(self, images) -> dict[str, TaskResult]:
@@ -486,7 +425,7 @@ class FLIPClassifier:
         all cores but one, at most 8) while the model runs. Unreadable files land in `failed`;
         results come back on the CPU, one transfer per batch. `faces`: a `flip.faces.FaceStage`
         (or its mode, "auto" | "all" | "largest" | "none"), for one row per face of each photo."""
-        pin = next(self.model.parameters()).is_cuda
+        pin = model_device_dtype(self.model)[0].type == "cuda"
         if faces is not None:
             yield from self._classify_faces(paths, batch_size, num_workers, faces, pin)
             return

@@ -25,6 +25,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "the main job on a fresh install: classify synthetic faces (and yours) by description"),
     "embed": ("embed", "embed images and/or texts with a model and print or save the embeddings"),
+    "export": ("export", "export a model's towers to ONNX (optionally int8) for the onnxruntime backend"),
     "convert": ("convert", "convert a foreign checkpoint (open_clip, OpenAI CLIP, HF CLIP/SigLIP, FLIP .pth) to flip"),
     "info": ("info", "show what a model name or path resolves to, its config and parameter counts"),
     "classify": ("classify", "zero-shot facial attribute classification by description (the main job)"),

@@ -69,9 +69,11 @@ def one_line(err: BaseException) -> str:
 
 def model_name(given: str | None) -> str:
     """How records name the model: what --model said, or the embedded default's name."""
-    from flip.hub import DEFAULT_MODEL
+    if given is not None:
+        return str(given)
+    from flip.hub import DEFAULT_MODEL  # imports torch: not for the onnx backend, which always names its folder
 
-    return DEFAULT_MODEL if given is None else str(given)
+    return DEFAULT_MODEL
 
 
 class PhotoNotes:

@@ -16,7 +16,9 @@ model's learned logit scale, as CLIP reads its logits. Unreadable files are repo
 skipped; the summary on stderr counts them, and the exit code is then 1 (`--skip-bad`: 0).
 `--out` is written to a temporary file and renamed at the end: if no image could be read, an
 existing file there is left as it was. The text side is cached on disk (`$FLIP_CACHE`,
-default ~/.cache/flip/text) so a second run embeds no text.
+default ~/.cache/flip/text) so a second run embeds no text. `--backend onnx --model FOLDER` runs a
+folder written by `flip export MODEL FOLDER --onnx` on onnxruntime with the same records; on a warm
+text cache (shared with the torch model it came from) it never imports torch.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=nonnegative_int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="onnx: run a folder written by `flip export MODEL FOLDER --onnx` (--model FOLDER) on "
+                        "onnxruntime; with a warm text cache it never imports torch")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk text cache")
     add_face_arguments(p)
     add_skip_bad(p)
@@ -104,24 +109,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"classified no image; skipped {len(problems)} missing", file=sys.stderr)
         return partial_exit(0, len(problems), args.skip_bad)
 
-    import torch
     from tqdm import tqdm
 
     from flip._files import atomic_output, check_writable_file
-    from flip.hub import load
-    from flip.zeroshot import FLIPClassifier, TaskResult, TextCache, default_cache_dir, default_text_cache
 
     if args.out:
         check_writable_file(args.out, "--out")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, processor = load(args.model, device=device)
-    cache = default_text_cache() if args.no_cache else TextCache(default_cache_dir())
-    clf = FLIPClassifier(model, processor, prompt_sets, method="baseline" if args.baseline else "descriptors",
-                         aggregate=args.aggregate, cache=cache)
+    if args.backend == "onnx":
+        if args.plot:
+            return _fail("--plot draws with torch: use --backend torch")
+        try:
+            clf = _onnx_classifier(args, prompt_sets)
+        except (FileNotFoundError, ValueError, ImportError) as err:
+            return _fail(str(err))
+        settings = clf.model.settings
+    else:
+        import torch
+
+        from flip.hub import load
+        from flip.zeroshot import FLIPClassifier, TextCache, default_cache_dir, default_text_cache
+
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model, processor = load(args.model, device=device)
+        cache = default_text_cache() if args.no_cache else TextCache(default_cache_dir())
+        clf = FLIPClassifier(model, processor, prompt_sets, method="baseline" if args.baseline else "descriptors",
+                             aggregate=args.aggregate, cache=cache)
+        settings = processor.settings
 
     k = args.explain if args.explain is not None else 3
     name = model_name(args.model)
-    notes = PhotoNotes("classify", name, processor.settings.image_size)
+    notes = PhotoNotes("classify", name, settings.image_size)
     done, faces_done, skipped, kept = 0, 0, [], []
     with contextlib.ExitStack() as files:
         stream = sys.stdout
@@ -150,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             pending.keep = False
 
     if args.plot and kept:
-        from flip.zeroshot import plot_contributions
+        from flip.zeroshot import TaskResult, plot_contributions
 
         labels = [p for ps, _ in kept for p in ps]
         merged = {t: TaskResult.cat([r[t] for _, r in kept]) for t in clf.tasks}
@@ -176,6 +193,17 @@ def _label(record: dict, tasks: list[str]) -> str:
         p = a.get("probabilities", a["scores"])[a["prediction"]]
         lines.append(f"{a['prediction']} {p:.2f}" if len(tasks) == 1 else f"{t}: {a['prediction']} {p:.2f}")
     return "\n".join(lines)
+
+
+def _onnx_classifier(args, prompt_sets):
+    """The torch-free classifier on an export folder (flip.onnx_backend)."""
+    from flip.onnx_backend import OnnxClassifier, OnnxFLIP
+    from flip.textside import default_cache_dir
+
+    if args.model is None:
+        raise ValueError("--backend onnx needs --model FOLDER, a folder written by `flip export MODEL FOLDER --onnx`")
+    return OnnxClassifier(OnnxFLIP(args.model), prompt_sets, method="baseline" if args.baseline else "descriptors",
+                          aggregate=args.aggregate, cache_dir=None if args.no_cache else default_cache_dir())
 
 
 # -- inputs -----------------------------------------------------------------------------------------

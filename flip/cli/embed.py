@@ -9,7 +9,8 @@ cosine similarity table (one row per face); `--json` writes JSON Lines, one obje
 {"path", "face", "box", "detector_score", "whole_image", "embedding", "similarities", "model"};
 `--out FILE.npz` saves the embeddings ("image" (F, D) with "path", "face" and "box" per row, "text"),
 written to a temporary file, then renamed. An unreadable image is reported by path and skipped; the
-rest are embedded and the exit code is 1 (`--skip-bad`: 0).
+rest are embedded and the exit code is 1 (`--skip-bad`: 0). `--backend onnx --model FOLDER` embeds with
+a folder written by `flip export MODEL FOLDER --onnx`, on onnxruntime.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text", nargs="*", default=[], help="texts")
     parser.add_argument("--json", action="store_true", help="write JSON Lines, one object per face")
     parser.add_argument("--out", default=None, help="save embeddings to this .npz file (.npz is added if missing)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="onnx: --model is a folder written by `flip export MODEL FOLDER --onnx`")
     add_face_arguments(parser, draw=False)
     add_skip_bad(parser)
     args = parser.parse_args(argv)
@@ -40,10 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give at least one --image or --text")
 
     import numpy as np
-    import torch
 
     from flip._files import atomic_output, check_writable_file
-    from flip.hub import load
 
     out = None
     if args.out:
@@ -51,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         check_writable_file(out, "--out")
     try:
         stage = face_stage(args)
-        model, processor = load(args.model)
-    except (FileNotFoundError, ValueError) as err:
+        model, processor = _load(args)
+    except (FileNotFoundError, ValueError, ImportError) as err:
         print(f"flip embed: {err}", file=sys.stderr)
         return 2
     name = model_name(args.model)
@@ -75,10 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.image and not read and not args.text:
         print(f"embedded no image; skipped {len(skipped)} unreadable", file=sys.stderr)
         return partial_exit(0, len(skipped), args.skip_bad)
-    with torch.inference_mode():
-        img = model.encode_image(processor.normalize(torch.cat(pixels))) if pixels else None
-        txt = model.encode_text(processor.texts(args.text)) if args.text else None
-    sims = (img @ txt.t()).tolist() if img is not None and txt is not None else None
+    img, txt = _embed(args, model, processor, pixels)
+    sims = (img @ txt.T).tolist() if img is not None and txt is not None else None
     if args.json:
         for i, row in enumerate(rows):
             extra = {"similarities": dict(zip(args.text, sims[i]))} if sims is not None else {}
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         emb = img if img is not None else txt
         print(f"{emb.shape[0]} embeddings of dimension {emb.shape[1]}", file=sys.stderr)
     if out is not None:
-        arrays = {k: v.numpy() for k, v in (("image", img), ("text", txt)) if v is not None}
+        arrays = {k: v for k, v in (("image", img), ("text", txt)) if v is not None}
         if rows:
             arrays.update(path=np.array([r["path"] for r in rows]), box=np.array([r["box"] for r in rows]),
                           face=np.array([-1 if r["face"] is None else r["face"] for r in rows]))
@@ -103,3 +102,34 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print(f"embedded {read} image(s); skipped {len(skipped)} unreadable", file=sys.stderr)
     return partial_exit(read + len(args.text), len(skipped), args.skip_bad)
+
+
+def _load(args):
+    """(model, what cuts its pixels): flip.load's pair, or an ONNX export twice (it has the processor's
+    settings and `pixels`, and gives numpy)."""
+    if args.backend == "onnx":
+        from flip.onnx_backend import OnnxFLIP
+
+        if args.model is None:
+            raise ValueError("--backend onnx needs --model FOLDER, a folder written by `flip export MODEL FOLDER --onnx`")
+        model = OnnxFLIP(args.model)
+        return model, model
+    from flip.hub import load
+
+    return load(args.model)
+
+
+def _embed(args, model, processor, pixels: list):
+    """(image embeddings of the face `pixels`, text embeddings of --text) as numpy arrays, None where not asked for."""
+    import numpy as np
+
+    if args.backend == "onnx":
+        img = model.encode_image(np.concatenate(pixels)) if pixels else None
+        txt = model.embed_texts(args.text) if args.text else None
+        return img, txt
+    import torch
+
+    with torch.inference_mode():
+        img = model.encode_image(processor.normalize(torch.cat(pixels))).numpy() if pixels else None
+        txt = model.encode_text(processor.texts(args.text)).numpy() if args.text else None
+    return img, txt

@@ -17,7 +17,8 @@ p_live / (p_live + p_best_attack) from the per-category probabilities, so at the
 Photos go through the face stage (`--faces`, default auto) and get one answer per face; JSON Lines
 records are {"path", "face", "box", "detector_score", "whole_image", "liveness": {"decision",
 "live_score", "attack", "threshold", "scores"}, "model"}, the table groups faces by image, and
-`--draw DIR` writes each photo with its boxes and decisions.
+`--draw DIR` writes each photo with its boxes and decisions. `--backend onnx --model FOLDER` scores
+with a folder written by `flip export MODEL FOLDER --onnx`, on onnxruntime.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIR",
                    help="image files and/or folders (searched recursively)")
     p.add_argument("--model", default=None, help="model name, Hub id, directory or file (default: the embedded model)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="onnx: --model is a folder written by `flip export MODEL FOLDER --onnx` (onnxruntime)")
     p.add_argument("--prompts", default="liveness", help="liveness prompt file: task name or path (default: liveness)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--threshold", type=_probability, default=None,
@@ -99,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     from flip.liveness import DEFAULT_THRESHOLD, LivenessClassifier, calibrate
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, processor = load(args.model, device=device)
+    if args.backend == "onnx":
+        from flip.onnx_backend import load_onnx
+
+        if args.model is None:
+            return _fail("--backend onnx needs --model FOLDER, a folder written by `flip export MODEL FOLDER --onnx`")
+        model, processor = load_onnx(args.model)
+    else:
+        model, processor = load(args.model, device=device)
     try:
         clf = LivenessClassifier(model, processor, args.prompts)
     except KeyError as err:  # an unknown prompt task

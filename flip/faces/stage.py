@@ -16,7 +16,8 @@ Design choices:
 - `FaceFiles` / `face_file_loader` run the stage inside DataLoader workers, so detection on a
   batch of photos overlaps the model, as decoding does in `flip.zeroshot.image_file_loader`.
   Each worker builds its own detector on first use (a stage that never detects needs no detector
-  package).
+  package). torch is imported only by the DataLoader and by detectors that need it: the onnx
+  backend (`flip.onnx_backend`) runs the same stage in threads, on numpy pixels, without torch.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import torch
+import numpy as np
 
 from flip.faces.align import face_crop as face_crop_of
 from flip.faces.detect import DETECTORS, Box, FaceDetector, build_detector
@@ -163,15 +164,18 @@ class FaceStage:
         return faces, crops
 
     def pixels(self, image, processor) -> tuple[list[Face], torch.Tensor | None]:
-        """The faces of one image and their uint8 pixels (F, 3, S, S) from `processor.pixels` (None if F = 0)."""
+        """The faces of one image and their uint8 pixels (F, 3, S, S) from `processor.pixels` (None if F = 0).
+        `processor`: a `FLIPProcessor` (torch pixels), or anything with its `settings` and `pixels`
+        (`flip.onnx_backend.OnnxFLIP`: numpy pixels)."""
         settings = processor.settings
         faces, crops = self.crops(image, settings.image_size, settings.face_crop, settings.box_margin)
         return faces, (processor.pixels(crops, box_margin=0.0) if crops else None)
 
 
 # -- photos in DataLoader workers --------------------------------------------------------------------
-class FaceFiles(torch.utils.data.Dataset):
-    """Photos -> (index, faces, uint8 pixels (F, 3, S, S) or None, error or None), through a `FaceStage`."""
+class FaceFiles:
+    """Photos -> (index, faces, uint8 pixels (F, 3, S, S) or None, error or None), through a `FaceStage`:
+    a map-style dataset for torch's DataLoader (which takes any object with `__getitem__` and `__len__`)."""
 
     def __init__(self, items: Sequence, processor, stage: FaceStage):
         self.items = [str(p) if isinstance(p, os.PathLike) else p for p in items]
@@ -198,10 +202,19 @@ def collate_face_files(items) -> dict[str, Any]:
     return {
         "index": [i for i, _, _ in rows],
         "faces": [face for _, face, _ in rows],
-        "pixels": torch.stack([px for _, _, px in rows]) if rows else None,
+        "pixels": _stack([px for _, _, px in rows]) if rows else None,
         "no_face": [i for i, faces, _, err in items if err is None and not faces],
         "failed": [(i, err) for i, _, _, err in items if err is not None],
     }
+
+
+def _stack(pixels: list):
+    """Rows of pixels as one array: numpy from numpy rows (the onnx backend), else torch."""
+    if isinstance(pixels[0], np.ndarray):
+        return np.stack(pixels)
+    import torch
+
+    return torch.stack(pixels)
 
 
 def face_file_loader(paths: Sequence, processor, stage: FaceStage, batch_size: int = 16,
@@ -209,6 +222,8 @@ def face_file_loader(paths: Sequence, processor, stage: FaceStage, batch_size: i
                      pin_memory: bool = False) -> torch.utils.data.DataLoader:
     """A DataLoader over photos yielding `collate_face_files` batches (`batch_size` photos each, in
     order), detecting and cropping in `num_workers` worker processes (default: all cores but one, at most 8)."""
+    import torch
+
     if num_workers is None:
         num_workers = min(8, max(1, (os.cpu_count() or 2) - 1))
     num_workers = min(num_workers, max(0, -(-len(paths) // batch_size)))

@@ -30,6 +30,7 @@ def model_card(config: TrainConfig, summary: dict, metrics: dict) -> str:
         "library_name: flip",
         "license: apache-2.0",
         "tags: [flip, clip, face, contrastive]",
+        "pipeline_tag: zero-shot-image-classification",
         "---",
         "",
         f"# {Path(config.run.output_dir).name}",
@@ -56,6 +57,7 @@ def model_card(config: TrainConfig, summary: dict, metrics: dict) -> str:
         "",
     ]
     lines += _figures(metrics)
+    lines += usage_section()
     lines += [
         "## Reproduce",
         "",
@@ -65,6 +67,31 @@ def model_card(config: TrainConfig, summary: dict, metrics: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def usage_section(model: str = "<this repository or folder>") -> list[str]:
+    """The card's "Use" section: flip, transformers' pipelines (after `import flip`) and the ONNX export."""
+    return [
+        "## Use",
+        "",
+        "```python",
+        "import flip",
+        "from transformers import pipeline",
+        "",
+        f'clf = pipeline("zero-shot-image-classification", model="{model}")',
+        'clf("face.jpg", candidate_labels=["a smiling person", "a frowning person"])',
+        "",
+        "# by description (Menon & Vondrick): a flip prompt task or prompt file, with the deciding descriptors",
+        f'by_description = pipeline("zero-shot-image-classification-by-description", model="{model}")',
+        'by_description("face.jpg", task="emotion")',
+        "```",
+        "",
+        "```",
+        f"flip classify faces/ --model {model} --task emotion --explain",
+        f"flip export {model} model-onnx/ --onnx --int8     # then: flip classify faces/ --backend onnx --model model-onnx/",
+        "```",
+        "",
+    ]
 
 
 def _figures(metrics: dict) -> list[str]:
