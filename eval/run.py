@@ -53,6 +53,7 @@ BENCH_ARGS = {
     "classify": ([], ["--n", "32", "--small-n", "8", "--repeats", "1", "--batch-sizes", "8", "--workers", "0"]),
     "train": ([], ["--quick", "--no-memory"]),
     "synth": ([], ["--n", "32", "--single", "16", "--size", "32", "--workers", "1"]),
+    "onnx": ([], ["--n", "16", "--repeats", "1"]),
 }
 
 
@@ -244,9 +245,9 @@ def _run_contributed(name: str, args, out: Path) -> dict:
 
 def run_benchmark(name: str, argv: list[str]) -> dict:
     """`benchmarks.bench_<name>`'s figures for these arguments (a bad argument is a ValueError)."""
-    from benchmarks import bench_classify, bench_synth, bench_train
+    from benchmarks import bench_classify, bench_onnx, bench_synth, bench_train
 
-    module = {"classify": bench_classify, "synth": bench_synth, "train": bench_train}[name]
+    module = {"classify": bench_classify, "synth": bench_synth, "train": bench_train, "onnx": bench_onnx}[name]
     try:
         args = module.parse_args(argv)
     except SystemExit:
