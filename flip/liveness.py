@@ -41,6 +41,7 @@ import torch
 
 from .attack_metrics import LIVE
 from .prompts import PromptSet, load_prompts
+from .textside import photo_records
 
 #: The shipped prompt file's task name.
 LIVENESS_TASK = "liveness"
@@ -199,12 +200,8 @@ class LivenessClassifier:
         writes them; unreadable files raise. `faces`: a `flip.faces.FaceStage` or its mode."""
         if isinstance(images, (str, os.PathLike)):
             images = [images]
-        out = []
-        for batch in self.score_files(list(images), batch_size, num_workers, faces=faces):
-            if batch.failed:
-                raise ValueError(f"{batch.failed[0][0]}: {batch.failed[0][1]}")
-            out += batch.records(threshold)
-        return out
+        return photo_records(self.score_files(list(images), batch_size, num_workers, faces=faces),
+                             lambda batch: batch.records(threshold))
 
 
 # -- linear probe -----------------------------------------------------------------------------------

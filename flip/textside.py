@@ -78,6 +78,17 @@ class FileBatch:
         return out
 
 
+def photo_records(batches, records) -> list[dict[str, Any]]:
+    """Every batch's `records(batch)` in order, for the Python API's `*_photos` (classify, liveness):
+    unlike the CLI, which skips and reports them, an unreadable file raises, naming it."""
+    out = []
+    for batch in batches:
+        if batch.failed:
+            raise ValueError(f"{batch.failed[0][0]}: {batch.failed[0][1]}")
+        out += records(batch)
+    return out
+
+
 def classifier_prompts(tasks, method: str, aggregate: str, prompt_root=None) -> list[PromptSet]:
     """A classifier's arguments checked, and its tasks (names, prompt-file paths or `PromptSet`s; one
     alone may be given bare) as prompt sets, each task once."""

@@ -48,6 +48,7 @@ from .textside import (  # noqa: F401  (descriptor_sentence, default_cache_dir, 
     FileBatch,
     TaskHead,
     cache_key,
+    photo_records,
     classifier_prompts,
     default_cache_dir,
     descriptor_prompts,
@@ -450,12 +451,8 @@ class FLIPClassifier:
         them; unreadable files raise. `faces`: a `flip.faces.FaceStage` or its mode."""
         if isinstance(images, (str, os.PathLike)):
             images = [images]
-        out = []
-        for batch in self.classify_files(list(images), batch_size, num_workers, faces=faces):
-            if batch.failed:
-                raise ValueError(f"{batch.failed[0][0]}: {batch.failed[0][1]}")
-            out += batch.records(k)
-        return out
+        return photo_records(self.classify_files(list(images), batch_size, num_workers, faces=faces),
+                             lambda batch: batch.records(k))
 
 
 def _bounds(sizes: list[int]) -> list[tuple[int, int]]:

@@ -52,3 +52,12 @@ def nonnegative_int(value: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
     return n
+
+
+def add_device_arguments(parser, batch_size: int = 64) -> None:
+    """--batch-size, --workers (DataLoader workers decoding images, >= 0) and --device, as every
+    image-batch command spells them."""
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--workers", type=nonnegative_int, default=None,
+                        help="DataLoader workers decoding images (default: cores - 1)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")

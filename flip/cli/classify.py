@@ -30,7 +30,7 @@ import json
 import sys
 from pathlib import Path
 
-from flip.cli._common import add_skip_bad, nonnegative_int, partial_exit, printable, skipped_line
+from flip.cli._common import add_device_arguments, add_skip_bad, nonnegative_int, partial_exit, printable, skipped_line
 from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name,
                              per_image)
 
@@ -62,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(first 8 images; needs matplotlib)")
     p.add_argument("--prompts", default=None, metavar="DIR", help="prompt folder (default: $FLIP_PROMPTS or flip's own)")
     p.add_argument("--list-tasks", action="store_true", help="list the tasks and their classes, then exit")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=nonnegative_int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add_device_arguments(p)
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="onnx: run a folder written by `flip export MODEL FOLDER --onnx` (--model FOLDER) on "
                         "onnxruntime; with a warm text cache it never imports torch")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flip.cli._common import add_skip_bad, partial_exit, skipped_line
+from flip.cli._common import add_device_arguments, add_skip_bad, partial_exit, skipped_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", default=None, metavar="FILE.parquet",
                         help="after adding (if any), write every face of the index to this Parquet file")
     parser.add_argument("--overwrite", action="store_true", help="let --export replace an existing file")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_device_arguments(parser)
     add_skip_bad(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1:

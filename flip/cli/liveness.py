@@ -27,7 +27,7 @@ import argparse
 import json
 import sys
 
-from flip.cli._common import add_skip_bad, nonnegative_int, partial_exit, printable, skipped_line
+from flip.cli._common import add_device_arguments, add_skip_bad, partial_exit, printable, skipped_line
 from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, one_line,
                              per_image)
 
@@ -52,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-bpcer", type=_probability, default=None,
                    help="with --calibrate: the highest threshold whose dev BPCER is at most this (default: at the EER)")
     p.add_argument("--json", action="store_true", help="write JSON Lines, one object per image")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=nonnegative_int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_device_arguments(p)
     add_face_arguments(p)
     add_skip_bad(p)
     return p

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from flip.cli._common import nonnegative_int
+from flip.cli._common import add_device_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,9 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-iter", type=int, default=300, help="L-BFGS iterations per fit (default: 300)")
     p.add_argument("--seed", type=int, default=0, help="draws the validation part (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=nonnegative_int, default=None, help="DataLoader workers decoding images (default: cores - 1)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add_device_arguments(p)
     return p
 
 
