@@ -80,7 +80,9 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
             unseen = "" if s.get("auc_unseen") is None else f", unseen-attack ({unseen_names}) AUC {s['auc_unseen']:.2f}"
             out.append((f"liveness, {method}", f"HTER {_pct(s['hter'])}, AUC {s['auc']:.2f}{unseen}"))
             if s.get("acer_default") is not None:
-                out.append((f"liveness, {method}, as shipped: default threshold 0.5, no calibration, seen categories",
+                shipped = s.get("threshold_default", 0.5)
+                which = "the model's shipped threshold" if shipped != 0.5 else "default threshold"
+                out.append((f"liveness, {method}, as shipped: {which} {shipped:.3f}, no calibration here, seen categories",
                             f"ACER {_pct(s['acer_default'])} (APCER max {_pct(s['apcer_max_default'])}, "
                             f"BPCER {_pct(s['bpcer_default'])})"))
         return out

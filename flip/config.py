@@ -64,6 +64,10 @@ class FLIPConfig(PreTrainedConfig):
         for none.
     use_itm_head (`bool`): add FLIP's 2-way image-text-matching head on the cross-attended text CLS
         (needs a `blip_text_model` text tower).
+    liveness_calibration (`dict` or `None`): the release-time operating point of zero-shot liveness
+        for these weights: {"threshold", "prompts_sha256", "method", "aggregate", ...} as written by
+        `flip liveness-calibrate` (chosen on a development split, never the test one). `flip liveness`
+        uses its threshold by default when its prompts are the ones calibrated; training clears it.
     """
 
     model_type = "flip"
@@ -84,6 +88,7 @@ class FLIPConfig(PreTrainedConfig):
     logit_bias_init: float | None = None
     use_itm_head: bool = False
     initializer_range: float = 0.02
+    liveness_calibration: dict | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -91,6 +96,13 @@ class FLIPConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
                 raise ValueError(f"FLIPConfig.{name} must be {what}, got {value!r}")
+        calibration = self.liveness_calibration
+        if calibration is not None:
+            threshold = calibration.get("threshold") if isinstance(calibration, dict) else None
+            if (not isinstance(threshold, _NUMBER) or isinstance(threshold, bool) or not 0 <= threshold <= 1
+                    or not isinstance(calibration.get("prompts_sha256"), str)):
+                raise ValueError("FLIPConfig.liveness_calibration must be null or an object with a threshold in "
+                                 f"[0, 1] and the prompts_sha256 it was chosen for, got {calibration!r}")
         vision_type = self.vision_config.model_type
         text_type = self.text_config.model_type
         if vision_type not in VISION_TOWERS:

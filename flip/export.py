@@ -135,7 +135,7 @@ def _write(model, processor, folder: Path, int8: bool, opset: int, calibration_i
         bias = float(model.logit_bias) if model.logit_bias is not None else None
         info = ExportInfo(FORMAT, opset, mode, model.config.embed_dim, text_inputs, float(model.scale()), bias,
                           text_fingerprint(model, processor), model_fingerprint(model),
-                          processor.settings.to_dict(), errors)
+                          processor.settings.to_dict(), errors, getattr(model.config, "liveness_calibration", None))
     processor.save_pretrained(folder)
     (folder / INFO_NAME).write_text(info.to_json())
 

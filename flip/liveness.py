@@ -22,6 +22,13 @@ live score was the live category's softmax share against 0.5: with eight attack 
 the rest, a face whose top class was live could still be called an attack.) A threshold calibrated
 on a development set (`calibrate`) moves the same score.
 
+The shipped operating point. A model can carry the threshold chosen for it at release
+(`FLIPConfig.liveness_calibration`, written by `flip liveness-calibrate` from a development split
+without the unseen attack categories): the live score of a small model is not calibrated around 0.5
+(the embedded default calls most live faces an attack at 0.5). `LivenessClassifier` uses it as its
+default threshold when its prompts, method and aggregate are the ones calibrated (the prompt file's
+sha256 must match), and 0.5 otherwise; `threshold_source` says which. An explicit threshold wins.
+
 Conventions (shared with `flip.attack_metrics`, whose metrics score these results): the live score is a
 probability-like score in [0, 1], higher = more live; an image is live when `live_score >= threshold`
 (a tie is live).
@@ -72,6 +79,7 @@ class LivenessResult:
     classes: tuple[str, ...]
     probs: torch.Tensor
     method: str = "zeroshot"
+    threshold: float = DEFAULT_THRESHOLD  # the decision's default operating point (the scorer's)
 
     @property
     def live_index(self) -> int:
@@ -97,11 +105,13 @@ class LivenessResult:
         masked[:, self.live_index] = -1.0
         return [self.classes[i] for i in masked.argmax(dim=-1).tolist()]
 
-    def is_live(self, threshold: float = DEFAULT_THRESHOLD) -> list[bool]:
-        return (self.live_score >= threshold).tolist()
+    def is_live(self, threshold: float | None = None) -> list[bool]:
+        """Live or not per image, at `threshold` (default: the result's own, `self.threshold`)."""
+        return (self.live_score >= (self.threshold if threshold is None else threshold)).tolist()
 
-    def record(self, i: int, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    def record(self, i: int, threshold: float | None = None) -> dict[str, Any]:
         """Image i as plain data: decision, live score, attack category, probabilities per category."""
+        threshold = self.threshold if threshold is None else threshold
         score = float(self.live_score[i])
         return {"decision": LIVE if score >= threshold else "attack", "live_score": score,
                 "attack": self.attacks[i], "threshold": float(threshold),
@@ -114,7 +124,8 @@ class LivenessResult:
     def cat(results: Sequence["LivenessResult"]) -> "LivenessResult":
         if not results:
             raise ValueError("LivenessResult.cat: no results")
-        return LivenessResult(results[0].classes, torch.cat([r.probs for r in results]), results[0].method)
+        return LivenessResult(results[0].classes, torch.cat([r.probs for r in results]), results[0].method,
+                              results[0].threshold)
 
 
 @dataclass
@@ -128,11 +139,36 @@ class LivenessBatch:
     faces: list | None = None
     no_face: list[str] = field(default_factory=list)
 
-    def records(self, threshold: float = DEFAULT_THRESHOLD) -> list[dict[str, Any]]:
+    def records(self, threshold: float | None = None) -> list[dict[str, Any]]:
         """One plain-data record per row: {path, face, box, detector_score, whole_image, liveness: {...}}
-        (the face fields only with a face stage)."""
+        (the face fields only with a face stage; `threshold`: default the scorer's)."""
         return [{"path": path, **(self.faces[i].record() if self.faces is not None else {}),
                  "liveness": self.result.record(i, threshold)} for i, path in enumerate(self.paths)]
+
+
+def model_calibration(model) -> dict | None:
+    """The release-time liveness calibration a model carries (`FLIPConfig.liveness_calibration`; an
+    ONNX export's copy of it), or None."""
+    config = getattr(model, "config", None)
+    found = getattr(config, "liveness_calibration", None) if config is not None else None
+    return found if found is not None else getattr(model, "liveness_calibration", None)
+
+
+def shipped_threshold(model, prompts: PromptSet, method: str = "descriptors",
+                      aggregate: str = "mean") -> tuple[float, str]:
+    """The default threshold for scoring with `prompts`: the model's calibrated one when it was chosen
+    for these prompts (same sha256), method and aggregate; DEFAULT_THRESHOLD otherwise. Returns
+    (threshold, where it comes from, in words)."""
+    calibration = model_calibration(model)
+    if calibration is None:
+        return DEFAULT_THRESHOLD, "the default 0.5 (the model carries no liveness calibration)"
+    wanted = {"prompts_sha256": prompts.sha256, "method": method, "aggregate": aggregate}
+    differing = [k for k, v in wanted.items() if calibration.get(k, v) != v]
+    if differing:
+        return DEFAULT_THRESHOLD, (f"the default 0.5 (the model's calibration was chosen for other "
+                                   f"{' and '.join(k.replace('_sha256', '') for k in differing)})")
+    where = f"{calibration.get('data', 'a development set')} {calibration.get('split') or ''}".strip()
+    return float(calibration["threshold"]), f"the model's, chosen on {where} at {calibration.get('criterion', '?')}"
 
 
 def category_probabilities(scores: torch.Tensor, scale: float) -> torch.Tensor:
@@ -146,15 +182,17 @@ class LivenessClassifier:
         model, processor = flip.load()
         clf = LivenessClassifier(model, processor)
         result = clf.score(["face.jpg"])
-        result.live_score, result.attacks, result.record(0, threshold=0.5)
+        result.live_score, result.attacks, result.is_live(), result.record(0)
 
     prompts: a task name, a prompt-file path or a `PromptSet` (default: the shipped `liveness`).
     The text side is embedded once through `flip.zeroshot.FLIPClassifier` (and its `TextCache`).
+    threshold: the default decision threshold of its results; None takes the model's calibrated one
+    for these prompts (`shipped_threshold`), else 0.5. `threshold_source` says which, in words.
     """
 
     def __init__(self, model, processor, prompts: str | os.PathLike | PromptSet = LIVENESS_TASK, *,
                  method: str = "descriptors", aggregate: str = "mean", prompt_root: str | os.PathLike | None = None,
-                 cache=None, cache_dir: str | os.PathLike | None = None):
+                 cache=None, cache_dir: str | os.PathLike | None = None, threshold: float | None = None):
         from .zeroshot import FLIPClassifier
 
         if not isinstance(prompts, PromptSet):
@@ -163,7 +201,12 @@ class LivenessClassifier:
         self.classifier = FLIPClassifier(model, processor, [self.prompts], method=method, aggregate=aggregate,
                                          cache=cache, cache_dir=cache_dir)
         self.model, self.processor = model, processor
+        self.method, self.aggregate = method, aggregate
         self.scale = float(model.scale().detach()) if hasattr(model, "scale") else 100.0
+        if threshold is None:
+            self.threshold, self.threshold_source = shipped_threshold(model, self.prompts, method, aggregate)
+        else:
+            self.threshold, self.threshold_source = float(threshold), "given"
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -172,7 +215,7 @@ class LivenessClassifier:
     def _result(self, results) -> LivenessResult:
         """The liveness result of `FLIPClassifier`'s per-task results (on the CPU)."""
         scores = results[self.prompts.task].scores.cpu()
-        return LivenessResult(self.classes, category_probabilities(scores, self.scale), "zeroshot")
+        return LivenessResult(self.classes, category_probabilities(scores, self.scale), "zeroshot", self.threshold)
 
     def score_embeddings(self, image_embeds: torch.Tensor) -> LivenessResult:
         """Results for L2-normalised image embeddings (N, D)."""
@@ -194,7 +237,7 @@ class LivenessClassifier:
 
 
     def score_photos(self, images: Sequence[str | os.PathLike] | str | os.PathLike, faces="auto",
-                     threshold: float = DEFAULT_THRESHOLD, batch_size: int = 16,
+                     threshold: float | None = None, batch_size: int = 16,
                      num_workers: int | None = 0) -> list[dict[str, Any]]:
         """One record per face of each photo (`LivenessBatch.records`), as `flip liveness --json`
         writes them; unreadable files raise. `faces`: a `flip.faces.FaceStage` or its mode."""
@@ -316,3 +359,31 @@ def calibrate(scorer, records, criterion: str = "eer", target_bpcer: float | Non
         return calibrate_threshold(result.live_score.tolist(), labels, criterion, target_bpcer), failed
     except ValueError as err:
         raise ValueError(f"development set: {err}") from None
+
+
+def release_calibration(scorer: LivenessClassifier, records, *, data: str, split: str | None,
+                        exclude: Sequence[str] = (), target_bpcer: float | None = None, batch_size: int = 64,
+                        num_workers: int | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The `FLIPConfig.liveness_calibration` of `scorer`'s model and prompts: the threshold chosen on a
+    labelled development split (at its EER, or at `target_bpcer`) without the `exclude` categories
+    (the unseen attacks, which must stay unseen), with the dev figures at that threshold. Returns it
+    and the unreadable images skipped. `data`/`split` are recorded as where it was chosen."""
+    from .attack_metrics import calibrate_threshold, pad_report
+
+    kept = [r for i, r in enumerate(records) if record_category(r, i) not in set(exclude)]
+    result, labels, failed = score_records(scorer, kept, batch_size, num_workers)
+    scores = result.live_score.tolist()
+    criterion = "eer" if target_bpcer is None else "bpcer"
+    try:
+        threshold = calibrate_threshold(scores, labels, criterion, target_bpcer)
+    except ValueError as err:
+        raise ValueError(f"development set: {err}") from None
+    dev = pad_report(scores, labels, threshold)
+    return {"threshold": float(threshold),
+            "criterion": "the EER" if target_bpcer is None else f"BPCER <= {target_bpcer}",
+            "prompts": scorer.prompts.task, "prompts_sha256": scorer.prompts.sha256,
+            "method": scorer.method, "aggregate": scorer.aggregate,
+            "data": str(data), "split": split, "excluded": sorted(exclude),
+            "counts": {"live": labels.count(LIVE), "attack": len(labels) - labels.count(LIVE)},
+            "dev": {"bpcer": dev.bpcer, "apcer_max": dev.apcer_max, "acer": dev.acer, "eer": dev.eer,
+                    "auc": dev.auc}}, failed

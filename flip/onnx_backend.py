@@ -58,6 +58,7 @@ class ExportInfo:
     model_fingerprint: str  # a hash of the config and every weight of the torch model
     processor: dict  # ProcessorSettings.to_dict()
     max_abs_error: dict  # |onnx - torch| on the export's example inputs, per tower (float32 graphs)
+    liveness_calibration: dict | None = None  # the torch model's FLIPConfig.liveness_calibration (absent before)
 
     def __post_init__(self):
         if self.format != FORMAT:
@@ -82,6 +83,7 @@ class ExportInfo:
         data = read_json_object(file)
         data.pop("temperature", None)
         known = {f.name for f in dataclasses.fields(cls)}
+        data.setdefault("liveness_calibration", None)  # exports written before it existed
         if set(data) != known:
             raise ValueError(f"{file}: fields {sorted(set(data) ^ known)} are missing or unknown")
         try:
@@ -116,6 +118,7 @@ class OnnxFLIP:
         self.info = ExportInfo.read(self.path)
         self.settings = ProcessorSettings(**self.info.processor)
         self.text_fingerprint = self.info.text_fingerprint
+        self.liveness_calibration = self.info.liveness_calibration
         self.threads = threads
         self._image = _session(self.path / IMAGE_FILE, threads)
         self._text = None

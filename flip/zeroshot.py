@@ -179,7 +179,9 @@ def text_fingerprint(model, processor) -> str:
 
 
 #: Config keys that say where or how a model was loaded, not what it computes.
-_NOT_IDENTITY = ("_name_or_path", "dtype", "torch_dtype", "transformers_version", "architectures")
+#: (and `liveness_calibration`: a decision threshold shipped beside the weights, not part of what they compute)
+_NOT_IDENTITY = ("_name_or_path", "dtype", "torch_dtype", "transformers_version", "architectures",
+                 "liveness_calibration")
 
 
 def config_identity(config) -> str:

@@ -1,6 +1,6 @@
 """Face liveness on held-out spoof images: zero-shot, linear probe and fine-tuned, per category, in one table.
 
-    flip data synth --kind spoof --n 20000 --size 112 --seed 0 --out data/synth-spoof --format parquet
+    flip data synth --kind spoof --n 8000 --size 112 --seed 0 --out data/synth-spoof --format parquet
     python -m eval.tasks.liveness --data data/synth-spoof --unseen 3d_mask \\
         --finetune-config finetune/configs/liveness_lora.yaml --out report/
 
@@ -20,8 +20,10 @@ applied unchanged to the test split. Methods:
 
 The table has one row per category: APCER for each attack (marked seen or unseen), BPCER for live;
 then APCER_max, ACER, HTER, EER and AUC over all test attacks, and AUC on the unseen attacks against
-live alone; and "as shipped": APCER_max, BPCER and ACER on the seen categories at the default
-threshold 0.5 with no calibration (`*_default`), which is what `flip liveness` answers out of the box. Metrics come from the local `evaluate` module `eval/metrics/attack_metrics`, loaded by path.
+live alone; and "as shipped": APCER_max, BPCER and ACER on the seen categories at the method's default
+threshold with no calibration here (`*_default`; `threshold_default`): the one the model ships in its
+config (`flip liveness-calibrate`, chosen at release on the dev split) or else 0.5, which is what
+`flip liveness` answers out of the box. Metrics come from the local `evaluate` module `eval/metrics/attack_metrics`, loaded by path.
 Writes `liveness.json` (config, rows, per-method metrics), `liveness.md` and `liveness_scores.json`
 (each method's live scores and true categories per example on dev and test, for ROC/DET curves) under --out.
 
@@ -82,7 +84,8 @@ def predict(model, processor, splits: dict[str, tuple[list, list[str]]], method:
     out = {}
     for s, e in embeds.items():
         result = scorer(e)
-        out[s] = {"live_score": result.live_score.tolist(), "attack": result.attacks}
+        out[s] = {"live_score": result.live_score.tolist(), "attack": result.attacks,
+                  "threshold": result.threshold}  # the scorer's default (shipped) operating point
     return out
 
 
@@ -113,15 +116,19 @@ def unseen_auc(scores: Sequence[float], labels: Sequence[str], unseen: Sequence[
     return roc_auc([scores[i] for i in keep], kept)
 
 
-def as_shipped(scores: Sequence[float], labels: Sequence[str], unseen: Sequence[str]) -> dict[str, float]:
-    """The seen categories at the default threshold (`flip.liveness.DEFAULT_THRESHOLD`, no calibration):
-    what `flip liveness` answers out of the box. Keys end in `_default`."""
+def as_shipped(scores: Sequence[float], labels: Sequence[str], unseen: Sequence[str],
+               threshold: float | None = None) -> dict[str, float]:
+    """The seen categories at the scorer's default threshold, no calibration here: the one the model
+    ships (`FLIPConfig.liveness_calibration`, chosen at release on a dev split) or 0.5
+    (`flip.liveness.DEFAULT_THRESHOLD`); what `flip liveness` answers out of the box. Keys end in `_default`."""
     from flip.attack_metrics import pad_report
     from flip.liveness import DEFAULT_THRESHOLD
 
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     keep = [i for i, label in enumerate(labels) if label not in unseen]
-    report = pad_report([scores[i] for i in keep], [labels[i] for i in keep], DEFAULT_THRESHOLD)
-    return {"acer_default": report.acer, "apcer_max_default": report.apcer_max, "bpcer_default": report.bpcer}
+    report = pad_report([scores[i] for i in keep], [labels[i] for i in keep], threshold)
+    return {"acer_default": report.acer, "apcer_max_default": report.apcer_max, "bpcer_default": report.bpcer,
+            "threshold_default": float(threshold)}
 
 
 def finetune(config: str | Path, data: str | Path, split: str, unseen: Sequence[str], output_dir: str | Path,
@@ -178,7 +185,8 @@ def evaluate_liveness(scores: dict[str, dict[str, dict[str, list]]], labels: dic
         summary = metric(per_split[test_split]["live_score"], labels[test_split],
                          per_split[dev_split]["live_score"], labels[dev_split], target_bpcer)
         summary["auc_unseen"] = unseen_auc(per_split[test_split]["live_score"], labels[test_split], unseen)
-        summary.update(as_shipped(per_split[test_split]["live_score"], labels[test_split], unseen))
+        summary.update(as_shipped(per_split[test_split]["live_score"], labels[test_split], unseen,
+                                  per_split[test_split].get("threshold")))
         test_labels, attacks = labels[test_split], per_split[test_split]["attack"]
         pairs = [(a, t) for a, t in zip(attacks, test_labels) if t != LIVE]
         summary["attack_type_accuracy"] = sum(a == t for a, t in pairs) / len(pairs) if pairs else None
@@ -196,7 +204,7 @@ def evaluate_liveness(scores: dict[str, dict[str, dict[str, list]]], labels: dic
 
 
 SUMMARY_KEYS = ("apcer_max", "acer", "hter", "eer", "auc", "auc_unseen", "attack_type_accuracy", "threshold",
-                "apcer_max_default", "bpcer_default", "acer_default")
+                "apcer_max_default", "bpcer_default", "acer_default", "threshold_default")
 
 
 def format_table(rows: list[dict], summaries: dict[str, dict]) -> str:
@@ -212,7 +220,7 @@ def format_table(rows: list[dict], summaries: dict[str, dict]) -> str:
         cells = []
         for m in methods:
             v = summaries[m].get(key)
-            as_is = key in ("auc", "auc_unseen", "threshold")
+            as_is = key in ("auc", "auc_unseen", "threshold", "threshold_default")
             cells.append("-" if v is None else f"{v:.3f}" if as_is else f"{100 * v:.1f}")
         lines.append(f"| **{key}** | | | | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "name-faces": ("name_faces", "label each face of a photo with a name from its caption, or no name (SECLA)"),
     "name-faces-train": ("name_faces_train", "learn SECLA / SECLA-B face-naming heads from image-caption pairs alone"),
     "liveness": ("liveness", "live person or presentation attack (and which attack), from text prompts (CLIPC8)"),
+    "liveness-calibrate": ("liveness_calibrate", "choose a checkpoint's liveness threshold on a dev split and ship it in its config"),
     "liveness-train": ("liveness_train", "fine-tune a checkpoint for liveness on (image, category description) pairs"),
     "vqa-base-train": ("vqa_base_train", "build and pretrain the offline toy vision-language model (the base vqa-train adapts)"),
     "vqa-train": ("vqa_train", "fine-tune a vision-language model with LoRA to answer questions about faces (VQA)"),
@@ -45,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 #: Commands that decode images in DataLoader workers while the model runs on the CPU's threads.
-WORKER_COMMANDS = ("demo", "classify", "probe", "liveness", "index")
+WORKER_COMMANDS = ("demo", "classify", "probe", "liveness", "liveness-calibrate", "index")
 
 
 def _usage() -> str:

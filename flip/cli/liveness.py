@@ -7,12 +7,15 @@
 Zero-shot by default (the shipped prompts `liveness`); a checkpoint from `flip liveness-train` is
 used the same way (`--model`). The threshold on the live score is `--threshold`, or chosen on a
 labelled development folder (`--calibrate DIR`: live/ and attack/<type>/ folders, or any layout
-flip.data.loaders reads) at its EER or, with `--target-bpcer`, at that BPCER. A score equal to the
-threshold is live. Unreadable images are reported by path and skipped (exit code 1; `--skip-bad`: 0).
+flip.data.loaders reads) at its EER or, with `--target-bpcer`, at that BPCER. Without either, the
+threshold is the one the model ships (chosen at release on a development split by `flip
+liveness-calibrate`, stored in its config.json) when it was chosen for these prompts, else 0.5; the
+run's last line says which. A score equal to the threshold is live. Unreadable images are reported by path and skipped (exit code 1; `--skip-bad`: 0).
 
 The decision rule: the live score is live against the best attack category,
-p_live / (p_live + p_best_attack) from the per-category probabilities, so at the default threshold
-0.5 an image is live exactly when "live" scores above every attack category.
+p_live / (p_live + p_best_attack) from the per-category probabilities, so at threshold 0.5 an image
+is live exactly when "live" scores above every attack category; a shipped threshold below 0.5 says
+that, for this model, an attack category must win by a margin before a face is called an attack.
 
 Photos go through the face stage (`--faces`, default auto) and get one answer per face; JSON Lines
 records are {"path", "face", "box", "detector_score", "whole_image", "liveness": {"decision",
@@ -45,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     how = p.add_mutually_exclusive_group()
     how.add_argument("--threshold", type=_probability, default=None,
                      help="live when the live score (live against the best attack) >= this "
-                          "(default: 0.5, i.e. live beats every attack, unless --calibrate)")
+                          "(default: the model's shipped threshold, else 0.5: live beats every attack)")
     how.add_argument("--calibrate", default=None, metavar="DEV_DIR",
                      help="choose the threshold on this labelled dev set")
     p.add_argument("--dataset", default="auto", help="--calibrate's layout (a flip.data.loaders name; default: auto)")
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from flip.hub import load
-    from flip.liveness import DEFAULT_THRESHOLD, LivenessClassifier, calibrate
+    from flip.liveness import LivenessClassifier, calibrate
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.backend == "onnx":
@@ -109,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, processor = load(args.model, device=device)
     try:
-        clf = LivenessClassifier(model, processor, args.prompts)
+        clf = LivenessClassifier(model, processor, args.prompts, threshold=args.threshold)
     except KeyError as err:  # an unknown prompt task
         return _fail(err.args[0])
 
-    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    threshold, source = clf.threshold, ("--threshold" if args.threshold is not None else clf.threshold_source)
     if args.calibrate is not None:
         from flip.data.loaders import load_records
 
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             print(skipped_line(name, why).replace("skipped", "skipped (dev)", 1), file=sys.stderr)
         how = f"BPCER <= {args.target_bpcer}" if args.target_bpcer is not None else "the EER"
         print(f"threshold {threshold:.4f}, chosen on {args.calibrate} at {how}", file=sys.stderr)
+        source = f"chosen on {args.calibrate} at {how}"
 
     name = model_name(args.model)
     notes = PhotoNotes("liveness", name, processor.settings.image_size)
@@ -156,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             faces_done += len(batch.paths)
     except (ImportError, OSError) as err:
         return _fail(one_line(err))
-    print(f"scored {faces_done} face(s) in {done} image(s) at threshold {threshold:.4f}; "
+    print(f"scored {faces_done} face(s) in {done} image(s) at threshold {threshold:.4f} ({source}); "
           f"skipped {skipped} unreadable or missing", file=sys.stderr)
     return partial_exit(done, skipped, args.skip_bad)
 

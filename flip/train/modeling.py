@@ -77,6 +77,8 @@ def build_model(section: ModelSection, seed: int = 0):
         from ..hub import load
 
         model, processor = load(section.name, dtype=torch.float32)
+        if getattr(model.config, "liveness_calibration", None) is not None:
+            model.config.liveness_calibration = None  # chosen for these weights, which training changes
     if section.text_init == "minilm":
         from ..hub import load_minilm_weights
 
