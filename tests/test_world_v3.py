@@ -118,3 +118,41 @@ def test_descriptor_cue_map_names_real_descriptors_and_cues():
         for cls, named in classes.items():
             assert set(named) <= set(prompts.descriptors[cls]), (task, cls)
             assert all(set(cues) <= set(CUES) for cues in named.values()), (task, cls)
+
+
+def test_supervised_reference_learns_a_visible_cue_and_ignores_unlabelled_entries(monkeypatch, tmp_path):
+    """eval.tasks.celeba40_supervised: a cue drawn plainly (a bright image) is learned to balanced
+    accuracy 1; a missing label adds no loss."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    import torch
+
+    from eval.tasks.celeba40_supervised import (balanced_bce, predict, score_columns, small_cnn,
+                                                train_supervised)
+
+    logits = torch.tensor([[0.0, 5.0]])
+    targets = torch.tensor([[1.0, float("nan")]])
+    assert balanced_bce(logits, targets, torch.tensor([3.0, 1.0])).item() == pytest.approx(3 * 0.6931, abs=1e-3)
+    g = torch.Generator().manual_seed(0)
+    bright = torch.rand(64, generator=g) < 0.25  # a rare cue, as most CelebA attributes are
+    pixels = torch.randint(0, 100, (64, 3, 32, 32), generator=g, dtype=torch.uint8)
+    pixels[bright] += 120
+    targets = torch.stack([bright.float(), torch.full((64,), float("nan"))], dim=1)
+    torch.manual_seed(0)
+    net = small_cnn(2)
+    train_supervised(net, pixels, targets, epochs=15, batch_size=16, lr=3e-3, seed=0)
+    labels = [{"Bright": "true" if b else "false"} for b in bright.tolist()]
+    scores = score_columns(predict(net, pixels), labels, ["Bright", "Never_labelled"])
+    assert scores == {"Bright": pytest.approx(1.0)}
+
+
+def test_supervised_reference_command_writes_its_table(v3_data, checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    from eval.tasks.celeba40_supervised import main
+
+    assert main(["--model", checkpoint, "--data", str(v3_data), "--train-data", str(v3_data), "--train-n", "20",
+                 "--epochs", "1", "--batch-size", "16", "--models", "probe", "cnn", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "celeba40_supervised.json").read_text())
+    assert set(result["columns"]) == {"probe", "cnn"} and result["train_faces"] == 20
+    assert all(0.0 <= v <= 1.0 for column in result["columns"].values() for v in column.values())
+    assert "**mean**" in (tmp_path / "celeba40_supervised.md").read_text()
+    assert main(["--data", str(tmp_path / "missing"), "--train-data", str(v3_data)]) == 2
