@@ -161,7 +161,7 @@ def test_cli_embed_and_info(saved, tmp_path, capsys):
     capsys.readouterr()
     assert cli_main(["info", str(path)]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["embed_dim"] == 16 and info["text_tower"] == "bert"
+    assert info["embed_dim"] == 16 and info["text_tower"] == "bert" and info["liveness_threshold"] is None
 
 
 def _minilm_model():

@@ -71,6 +71,9 @@ def test_calibrate_writes_the_config_and_liveness_answers_at_it(model_dir, tmp_p
     assert {p.name: p.read_bytes() for p in model_dir.iterdir() if p.name != "config.json"} == before
     assert not [p for p in model_dir.iterdir() if p.name.endswith(".tmp")]
 
+    assert flip_main(["info", str(model_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["liveness_threshold"] == saved["threshold"]
+
     # the threshold is the dev EER's, on the same scores
     from flip.attack_metrics import eer
     from flip.data.loaders import load_records

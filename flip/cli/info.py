@@ -25,6 +25,7 @@ def describe(model, processor) -> dict:
         },
         "temperature": round(float(model.temperature), 6),
         "itm_head": model.itm_head is not None,
+        "liveness_threshold": (cfg.liveness_calibration or {}).get("threshold"),  # shipped by flip liveness-calibrate
         "processor": processor.to_dict() if hasattr(processor, "to_dict") else repr(processor),
     }
 
