@@ -231,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from eval.run import source_revision
+
     result = {"config": {**vars(args), "model": args.model or "flip-tiny-synth (embedded default)"},
+              **source_revision(), "command": "python -m eval.tasks.celeba40_supervised " + " ".join(argv or sys.argv[1:]),
               "faces": len(test_images), "train_faces": len(train_images), "seconds": seconds,
               "columns": columns, "mean": {n: float(np.mean(list(c.values()))) for n, c in columns.items()}}
     (out / "celeba40_supervised.json").write_text(json.dumps(result, indent=2) + "\n")
