@@ -352,11 +352,16 @@ def calibrate(scorer, records, criterion: str = "eer", target_bpcer: float | Non
               batch_size: int = 64, num_workers: int | None = None) -> tuple[float, list[tuple[str, str]]]:
     """The decision threshold chosen on a development set (see `flip.attack_metrics.calibrate_threshold`), and
     the unreadable images skipped. A dev set with one class only is a `ValueError`."""
+    result, labels, failed = score_records(scorer, records, batch_size, num_workers)
+    return _dev_threshold(result.live_score.tolist(), labels, criterion, target_bpcer), failed
+
+
+def _dev_threshold(scores: list[float], labels: list[str], criterion: str, target_bpcer: float | None) -> float:
+    """`flip.attack_metrics.calibrate_threshold` on a development set; its errors say so."""
     from .attack_metrics import calibrate_threshold
 
-    result, labels, failed = score_records(scorer, records, batch_size, num_workers)
     try:
-        return calibrate_threshold(result.live_score.tolist(), labels, criterion, target_bpcer), failed
+        return calibrate_threshold(scores, labels, criterion, target_bpcer)
     except ValueError as err:
         raise ValueError(f"development set: {err}") from None
 
@@ -368,16 +373,12 @@ def release_calibration(scorer: LivenessClassifier, records, *, data: str, split
     labelled development split (at its EER, or at `target_bpcer`) without the `exclude` categories
     (the unseen attacks, which must stay unseen), with the dev figures at that threshold. Returns it
     and the unreadable images skipped. `data`/`split` are recorded as where it was chosen."""
-    from .attack_metrics import calibrate_threshold, pad_report
+    from .attack_metrics import pad_report
 
     kept = [r for i, r in enumerate(records) if record_category(r, i) not in set(exclude)]
     result, labels, failed = score_records(scorer, kept, batch_size, num_workers)
     scores = result.live_score.tolist()
-    criterion = "eer" if target_bpcer is None else "bpcer"
-    try:
-        threshold = calibrate_threshold(scores, labels, criterion, target_bpcer)
-    except ValueError as err:
-        raise ValueError(f"development set: {err}") from None
+    threshold = _dev_threshold(scores, labels, "eer" if target_bpcer is None else "bpcer", target_bpcer)
     dev = pad_report(scores, labels, threshold)
     return {"threshold": float(threshold),
             "criterion": "the EER" if target_bpcer is None else f"BPCER <= {target_bpcer}",

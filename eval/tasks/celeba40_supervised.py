@@ -24,7 +24,6 @@ logit 0 targets balanced accuracy.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -39,12 +38,15 @@ MODELS = ("probe", "vit", "cnn")
 
 
 def decode(images, size: int) -> torch.Tensor:
-    """uint8 (N, 3, size, size) pixels of encoded images (resized when they differ)."""
+    """uint8 (N, 3, size, size) pixels of encoded images (resized when they differ), through
+    `flip.data.formats.decode_image`, the decoder every model input goes through."""
     from PIL import Image
+
+    from flip.data.formats import decode_image
 
     out = torch.empty(len(images), 3, size, size, dtype=torch.uint8)
     for i, data in enumerate(images):
-        image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data).convert("RGB")
+        image = decode_image(data)
         if image.size != (size, size):
             image = image.resize((size, size), Image.BICUBIC)
         out[i] = torch.from_numpy(np.array(image)).permute(2, 0, 1)
