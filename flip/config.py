@@ -6,6 +6,9 @@ Design choices:
   projections of both CLS tokens into a shared 256-d space and a learned, clamped temperature.
 - The towers are transformers' own models, chosen by the `model_type` of the nested sub-configs, so
   one class also holds converted CLIP, SigLIP, open_clip and OpenAI-CLIP checkpoints unchanged.
+  A convolutional image tower is transformers' `ResNetModel` (CLIP's RN50 family is a ResNet too):
+  at flip-tiny's data size a small CNN learns local face cues that a patch-16 ViT trained from
+  scratch misses (report/celeba40_supervised.json).
 - The config follows transformers' dataclass configs: it round-trips through `config.json`,
   validates in `__post_init__`, and each field is documented once, below.
 """
@@ -19,7 +22,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 #: Tower model types flip knows how to build and pool (see `flip.model`).
-VISION_TOWERS = ("clip_vision_model", "siglip_vision_model")
+VISION_TOWERS = ("clip_vision_model", "siglip_vision_model", "resnet")
 TEXT_TOWERS = ("bert", "blip_text_model", "clip_text_model", "siglip_text_model")
 VISION_POOLING = ("pooler", "cls")
 TEXT_POOLING = ("cls", "mean", "pooler")
@@ -45,6 +48,8 @@ _FIELD_TYPES = {
 class FLIPConfig(PreTrainedConfig):
     r"""
     vision_config (`dict` or `PreTrainedConfig`): the image tower; `model_type` one of `VISION_TOWERS`.
+        A `resnet` tower has no `image_size` of its own: the config carries the input size as an extra
+        `image_size` field, and its pooled output is the global average of the last feature map.
     text_config (`dict` or `PreTrainedConfig`): the text tower; `model_type` one of `TEXT_TOWERS`.
         `blip_text_model` is BERT with cross-attention layers (FLIP's own text encoder, needed by the
         image-text-matching head).
@@ -125,10 +130,15 @@ class FLIPConfig(PreTrainedConfig):
                 "FLIPConfig.temperature_*: need 0 < temperature_min <= temperature_init <= temperature_max, got "
                 f"{self.temperature_min}, {self.temperature_init}, {self.temperature_max}"
             )
-        if self.projection_dim is None and self.vision_config.hidden_size != self.text_config.hidden_size:
+        if vision_type == "resnet":
+            if not isinstance(getattr(self.vision_config, "image_size", None), int):
+                raise ValueError("FLIPConfig.vision_config: a resnet tower needs image_size (the input side in pixels)")
+            if self.vision_pooling != "pooler":
+                raise ValueError("FLIPConfig.vision_pooling must be 'pooler' for a resnet tower (it has no CLS token)")
+        if self.projection_dim is None and self.vision_width != self.text_config.hidden_size:
             raise ValueError(
                 "FLIPConfig.projection_dim=None needs towers of equal width, got vision "
-                f"{self.vision_config.hidden_size} and text {self.text_config.hidden_size}"
+                f"{self.vision_width} and text {self.text_config.hidden_size}"
             )
         if self.use_itm_head and text_type != "blip_text_model":
             raise ValueError(
@@ -140,6 +150,13 @@ class FLIPConfig(PreTrainedConfig):
     def embed_dim(self) -> int:
         """Width of the shared embedding space."""
         return self.projection_dim or self.text_config.hidden_size
+
+    @property
+    def vision_width(self) -> int:
+        """Width of the image tower's pooled output and tokens (a ResNet's last stage)."""
+        if self.vision_config.model_type == "resnet":
+            return self.vision_config.hidden_sizes[-1]
+        return self.vision_config.hidden_size
 
     @property
     def image_size(self) -> int:
@@ -174,6 +191,25 @@ PRESETS: dict[str, dict] = {
                 num_hidden_layers=6,
                 num_attention_heads=4,
                 hidden_act="gelu",
+            ),
+            text_config=MINILM_TEXT,
+            projection_dim=256,
+            text_pooling="mean",
+        ),
+        processor=dict(image_size=112, tokenizer="minilm", max_length=64),
+    ),
+    # flip-tiny with a small ResNet image tower (four basic-block stages, 32 to 256 channels, about
+    # 1.2M parameters): the same text tower and projections, about half the ViT's training time.
+    "flip-tiny-resnet": dict(
+        config=dict(
+            vision_config=dict(
+                model_type="resnet",
+                image_size=112,
+                embedding_size=32,
+                hidden_sizes=[32, 64, 128, 256],
+                depths=[1, 1, 1, 1],
+                layer_type="basic",
+                hidden_act="relu",
             ),
             text_config=MINILM_TEXT,
             projection_dim=256,

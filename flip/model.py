@@ -29,6 +29,7 @@ from transformers import (
     CLIPTextModel,
     CLIPVisionModel,
     PreTrainedModel,
+    ResNetModel,
     SiglipTextModel,
     SiglipVisionModel,
 )
@@ -36,7 +37,11 @@ from transformers.utils import ModelOutput
 
 from .config import FLIPConfig
 
-_VISION_TOWERS = {"clip_vision_model": CLIPVisionModel, "siglip_vision_model": SiglipVisionModel}
+_VISION_TOWERS = {
+    "clip_vision_model": CLIPVisionModel,
+    "siglip_vision_model": SiglipVisionModel,
+    "resnet": ResNetModel,
+}
 _TEXT_TOWERS = {
     "bert": BertModel,
     "blip_text_model": BlipTextModel,
@@ -114,7 +119,7 @@ class FLIPModel(FLIPPreTrainedModel):
         super().__init__(config)
         self.vision_model = _build_vision_tower(config.vision_config)
         self.text_model = _build_text_tower(config.text_config, keep_pooler=config.text_pooling == "pooler")
-        vision_width, text_width = config.vision_config.hidden_size, config.text_config.hidden_size
+        vision_width, text_width = config.vision_width, config.text_config.hidden_size
         if config.projection_dim is None:
             self.vision_proj, self.text_proj = nn.Identity(), nn.Identity()
         else:
@@ -146,7 +151,9 @@ class FLIPModel(FLIPPreTrainedModel):
                 f"pixel_values are {pixel_values.dtype}, not normalised floats: use processor.images(...), or "
                 "processor.normalize(pixels) for the uint8 output of processor.pixels"
             )
-        kwargs = {"interpolate_pos_encoding": True} if interpolate_pos_encoding else {}
+        # a convolutional tower takes any size as it is; a ViT interpolates its position embeddings
+        convolutional = self.config.vision_config.model_type == "resnet"
+        kwargs = {"interpolate_pos_encoding": True} if interpolate_pos_encoding and not convolutional else {}
         return self.vision_model(pixel_values=pixel_values, **kwargs)
 
     def image_features_and_tokens(self, pixel_values: torch.Tensor, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,9 +162,12 @@ class FLIPModel(FLIPPreTrainedModel):
 
         The tokens are layer-normed as FLIP's authors feed them: CLIP's `last_hidden_state` lacks
         the post-layernorm (transformers applies it to the pooled CLS only), so it is applied here;
-        SigLIP's `last_hidden_state` already has it.
+        SigLIP's `last_hidden_state` already has it. A ResNet's tokens are the cells of its last
+        feature map, (N, H*W, C), and its pooled output their average.
         """
         out = self.image_hidden_states(pixel_values, **kwargs)
+        if out.last_hidden_state.ndim == 4:  # a convolutional tower: (N, C, H, W) and (N, C, 1, 1)
+            return self.vision_proj(out.pooler_output.flatten(1)), out.last_hidden_state.flatten(2).transpose(1, 2)
         pooled = out.pooler_output if self.config.vision_pooling == "pooler" else out.last_hidden_state[:, 0]
         tokens = out.last_hidden_state
         if self.config.vision_config.model_type == "clip_vision_model":

@@ -19,6 +19,9 @@ TINY_VISION = dict(
     image_size=32,
     patch_size=8,
 )
+#: A two-stage ResNet image tower (transformers' ResNetModel); FLIPConfig reads its input side from image_size.
+TINY_RESNET = dict(model_type="resnet", image_size=32, embedding_size=8, hidden_sizes=[16, 32], depths=[1, 1],
+                   layer_type="basic", hidden_act="relu")
 TINY_TEXT = {
     "bert": dict(model_type="bert", vocab_size=30522, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                  num_attention_heads=4, max_position_embeddings=128),

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_VISION, tiny_config
+from conftest import TINY_RESNET, TINY_VISION, tiny_config
 from transformers import AutoConfig, AutoModel
 
 from flip.config import PRESETS, FLIPConfig, preset_config
@@ -114,6 +114,9 @@ def test_save_and_reload_roundtrip_with_auto_classes(tmp_path, tiny_model):
         (dict(text_config=dict(model_type="gpt2")), "text_config"),
         (dict(use_itm_head=True), "use_itm_head"),
         (dict(projection_dim=None, vision_config=dict(TINY_VISION, hidden_size=48)), "projection_dim"),
+        (dict(vision_config={k: v for k, v in TINY_RESNET.items() if k != "image_size"}), "image_size"),
+        (dict(vision_config=TINY_RESNET, vision_pooling="cls"), "vision_pooling"),
+        (dict(projection_dim=None, vision_config=dict(TINY_RESNET, hidden_sizes=[16, 48])), "projection_dim"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):
@@ -129,11 +132,33 @@ def test_config_json_roundtrip(tmp_path):
     assert again.text_config.model_type == "blip_text_model"
 
 
+def test_a_resnet_tower_pools_its_last_map_and_round_trips(tmp_path):
+    """The convolutional tower: features from the averaged last map, one token per map cell, any
+    input size, and the config (with its extra image_size) survives save and load."""
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config(vision_config=TINY_RESNET)).eval()
+    assert model.config.vision_width == 32 and model.config.image_size == 32
+    pixels = torch.randn(2, 3, 32, 32)
+    features, tokens = model.image_features_and_tokens(pixels)
+    out = model.vision_model(pixel_values=pixels)
+    assert features.shape == (2, 16) and tokens.shape == (2, 16, 32)  # a 4 x 4 map of 32 channels
+    torch.testing.assert_close(features, model.vision_proj(out.last_hidden_state.mean((2, 3))))
+    torch.testing.assert_close(tokens[:, 5], out.last_hidden_state[:, :, 1, 1])  # row-major cells
+    assert model.encode_image(torch.randn(1, 3, 48, 40), interpolate_pos_encoding=True).shape == (1, 16)
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.vision_config.image_size == 32
+    torch.testing.assert_close(reloaded.encode_image(pixels), model.encode_image(pixels))
+
+
 def test_presets_build_with_the_documented_sizes():
-    assert set(PRESETS) == {"flip-tiny", "flip-small", "flip-base"}
+    assert set(PRESETS) == {"flip-tiny", "flip-tiny-resnet", "flip-small", "flip-base"}
     tiny = FLIPModel(preset_config("flip-tiny"))
     vision_params = sum(p.numel() for p in tiny.vision_model.parameters())
     assert 1e6 < vision_params < 10e6 and tiny.config.image_size == 112
+    resnet = FLIPModel(preset_config("flip-tiny-resnet"))
+    assert 1e6 < sum(p.numel() for p in resnet.vision_model.parameters()) < 2e6
+    assert resnet.config.image_size == 112 and resnet.config.vision_width == 256
     base = preset_config("flip-base")
     assert (base.vision_config.hidden_size, base.vision_config.patch_size, base.image_size) == (768, 16, 224)
     assert base.projection_dim == 256 and base.use_itm_head and base.text_config.model_type == "blip_text_model"

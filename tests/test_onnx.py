@@ -15,7 +15,7 @@ pytest.importorskip("onnxruntime")
 
 import torch  # noqa: E402
 
-from conftest import TINY_TEXT, TINY_VISION, tiny_config  # noqa: E402
+from conftest import TINY_RESNET, TINY_TEXT, TINY_VISION, tiny_config  # noqa: E402
 
 SIGLIP_TEXT = dict(model_type="siglip_text_model", vocab_size=30522, hidden_size=32, intermediate_size=64,
                    num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=32)
@@ -24,6 +24,7 @@ FAMILIES = {
     "clip+bert": (dict(), dict()),
     "clip+clip_text": (dict(text="clip_text_model"), dict(tokenizer="clip")),
     "clip+blip_text": (dict(text="blip_text_model"), dict()),
+    "resnet+bert": (dict(vision_config=TINY_RESNET), dict()),
     "siglip+siglip_text": (
         dict(vision_config=dict(TINY_VISION, model_type="siglip_vision_model"), text_config=SIGLIP_TEXT,
              projection_dim=None, text_pooling="pooler", logit_bias_init=-10.0),

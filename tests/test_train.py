@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import TINY_TEXT, TINY_VISION, tiny_config
+from conftest import TINY_RESNET, TINY_TEXT, TINY_VISION, tiny_config
 
 from flip.model import FLIPModel
 from flip.train.config import LossSection, OptimSection, TowersSection, TrainConfig, load_config, parse_overrides, save_config
@@ -358,6 +358,28 @@ def test_eval_size_takes_the_first_pairs_of_a_separate_eval_set(dataset, tmp_pat
     result = train(load_config(None, settings))
     assert "- held-out pairs: 6" in (result.final_dir / "README.md").read_text()
     assert "eval/t2i_r1" in result.metrics
+
+
+def test_lora_adapts_a_resnet_towers_block_convolutions_and_merges_back():
+    from flip.train.modeling import setup_towers
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config(vision_config=TINY_RESNET))
+    trainable = setup_towers(model, None, TowersSection(vision="lora", text="lock", lora_rank=4))
+    base = trainable.model
+    adapted = {n.split(".lora_")[0] for n, _ in base.named_parameters() if "lora_A" in n}
+    # the 3x3 convolutions of each basic block (two per block, two stages); not the stem or shortcuts
+    assert len(adapted) == 4 and all(n.endswith(".convolution") and ".layer." in n for n in adapted)
+    with torch.no_grad():
+        for name, param in base.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)
+    base.eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    want = base.encode_image(pixels)
+    merged = trainable.final_model().eval()
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    torch.testing.assert_close(merged.encode_image(pixels), want, atol=1e-5, rtol=1e-5)
 
 
 def test_lora_adapts_one_towers_attention_and_merges_back():

@@ -27,7 +27,10 @@ from .config import ModelSection, TowersSection, merge
 TOWERS = {"vision": "vision_model", "text": "text_model"}
 PROJECTIONS = {"vision": "vision_proj", "text": "text_proj"}
 #: attention projections that LoRA adapts, by tower family (module names relative to a layer)
-LORA_TARGETS = r"(self_attn\.(q_proj|k_proj|v_proj|out_proj)|attention\.self\.(query|key|value)|attention\.output\.dense)"
+#: What LoRA adapts: attention projections (CLIP/SigLIP, BERT), and a ResNet tower's residual-block
+#: 3x3 convolutions (peft adapts Conv2d too).
+LORA_TARGETS = (r"(self_attn\.(q_proj|k_proj|v_proj|out_proj)|attention\.self\.(query|key|value)|attention\.output\.dense"
+                r"|layer\.\d+\.convolution)")
 
 
 @dataclass
@@ -121,7 +124,7 @@ def setup_towers(model: nn.Module, processor, towers: TowersSection, source: str
         plain = name.replace(".base_layer.", ".")
         param.requires_grad_(plain in trainable and not plain.startswith(lora_prefixes))
     if not any("lora_" in n for n, _ in base.named_parameters()):
-        raise ValueError(f"towers: LoRA found no attention projections to adapt in {lora_towers}")
+        raise ValueError(f"towers: LoRA found no attention projections or convolutions to adapt in {lora_towers}")
     return TrainableModel(base, processor, peft_model, tuple(locked), source)
 
 
