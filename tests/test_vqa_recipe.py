@@ -273,3 +273,23 @@ def test_shipped_toy_recipes_are_valid_configs():
     assert base.run.output_dir + "/model" == lora.model.base  # the LoRA recipe adapts what the base recipe writes
     assert lora.lora.rank == 4 and "multi_modal_projector" in lora.lora.modules_to_save
     assert lora.eval.synonyms["grey"] == ["gray"]
+
+
+def test_toy_base_recipe_refuses_a_resnet_towered_flip_in_one_line(synth, tmp_path, capsys):
+    """LLaVA reads a ViT's token sequence: a ResNet-towered FLIP (the embedded default's kind) is refused
+    up front, naming vision.model, before any tokenizer is trained or anything is written."""
+    from conftest import TINY_RESNET, tiny_config
+
+    from flip.cli.vqa_base_train import main
+    from flip.hub import save
+    from flip.model import FLIPModel
+    from flip.processor import FLIPProcessor
+
+    model = FLIPModel(tiny_config(vision_config=TINY_RESNET)).eval()
+    resnet = save(model, FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=32),
+                  tmp_path / "resnet")
+    out = tmp_path / "base"
+    assert main(["--vision.model", str(resnet), "--data.source", str(synth), "--run.output_dir", str(out)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "vision.model" in err and "resnet" in err and "flip_tiny_vit_synth.yaml" in err
+    assert not (out / "model").exists()

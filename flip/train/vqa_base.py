@@ -31,7 +31,7 @@ from flip.vqa.toy import ToyVLMConfig
 
 @dataclass
 class VisionSection:
-    model: str | None = None  # any flip.load name (None: the embedded flip-tiny-synth)
+    model: str | None = None  # a ViT-towered FLIP model, any flip.load name (None: the embedded flip-tiny-synth)
     train: bool = False  # False: the image tower stays frozen (LLaVA)
 
 
@@ -95,12 +95,16 @@ def run(config: VQABaseConfig) -> dict:
     out = Path(config.run.output_dir)
     save_config(config, out / "config.yaml")
     device = default_device(config.run.device)
+    flip_model, flip_processor = load(config.vision.model)
+    if flip_model.config.vision_config.model_type != "clip_vision_model":  # before any slow step
+        raise ValueError(f"vision.model: {config.vision.model or 'flip-tiny-synth'} has a "
+                         f"{flip_model.config.vision_config.model_type} image tower; the toy VLM (LLaVA) reads a "
+                         "CLIP-vision ViT's token sequence (finetune/configs/flip_tiny_vit_synth.yaml trains one)")
     d = config.data
     records = read_records(d.source, d.dataset, d.split, d.check_images, d.images)
     examples = caption_examples(records, seed=config.train.seed)
     tokenizer = train_sentencepiece_tokenizer(corpus(records) + list(CHAT_TEMPLATE_WORDS),
                                               config.language.vocab_size, [IMAGE_TOKEN])
-    flip_model, flip_processor = load(config.vision.model)
     torch.manual_seed(config.train.seed)
     model, processor = build_toy_vlm(flip_model.vision_model, flip_processor, tokenizer, config.language)
     model.model.vision_tower.requires_grad_(config.vision.train)

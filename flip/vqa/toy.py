@@ -93,7 +93,7 @@ def build_toy_vlm(vision_model, flip_processor, tokenizer, config: ToyVLMConfig 
     config = config or ToyVLMConfig()
     if not isinstance(vision_model, CLIPVisionModel):
         raise TypeError(f"build_toy_vlm: the vision tower must be a transformers CLIPVisionModel, got "
-                        f"{type(vision_model).__name__} (SigLIP-towered FLIP models are not wired up)")
+                        f"{type(vision_model).__name__} (SigLIP- and ResNet-towered FLIP models are not wired up)")
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     if image_token_id is None or image_token_id == tokenizer.unk_token_id:
         raise ValueError(f"build_toy_vlm: the tokenizer has no {IMAGE_TOKEN!r} token; train it with "
