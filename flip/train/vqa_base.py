@@ -92,14 +92,14 @@ def run(config: VQABaseConfig) -> dict:
     from flip.vqa.toy import CHAT_TEMPLATE_WORDS, IMAGE_TOKEN, build_toy_vlm
     from flip.train.vqa_loop import fit, parameter_counts
 
-    out = Path(config.run.output_dir)
-    save_config(config, out / "config.yaml")
-    device = default_device(config.run.device)
     flip_model, flip_processor = load(config.vision.model)
-    if flip_model.config.vision_config.model_type != "clip_vision_model":  # before any slow step
+    if flip_model.config.vision_config.model_type != "clip_vision_model":  # before anything is written
         raise ValueError(f"vision.model: {config.vision.model or 'flip-tiny-synth'} has a "
                          f"{flip_model.config.vision_config.model_type} image tower; the toy VLM (LLaVA) reads a "
                          "CLIP-vision ViT's token sequence (finetune/configs/flip_tiny_vit_synth.yaml trains one)")
+    out = Path(config.run.output_dir)
+    save_config(config, out / "config.yaml")
+    device = default_device(config.run.device)
     d = config.data
     records = read_records(d.source, d.dataset, d.split, d.check_images, d.images)
     examples = caption_examples(records, seed=config.train.seed)
