@@ -291,5 +291,5 @@ def test_toy_base_recipe_refuses_a_resnet_towered_flip_in_one_line(synth, tmp_pa
     out = tmp_path / "base"
     assert main(["--vision.model", str(resnet), "--data.source", str(synth), "--run.output_dir", str(out)]) != 0
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "vision.model" in err and "resnet" in err and "flip_tiny_vit_synth.yaml" in err
+    assert "vision.model" in err and "resnet" in err and "--model.name flip-tiny" in err
     assert not out.exists()

@@ -96,7 +96,8 @@ def run(config: VQABaseConfig) -> dict:
     if flip_model.config.vision_config.model_type != "clip_vision_model":  # before anything is written
         raise ValueError(f"vision.model: {config.vision.model or 'flip-tiny-synth'} has a "
                          f"{flip_model.config.vision_config.model_type} image tower; the toy VLM (LLaVA) reads a "
-                         "CLIP-vision ViT's token sequence (finetune/configs/flip_tiny_vit_synth.yaml trains one)")
+                         "CLIP-vision ViT's token sequence (flip train --config finetune/configs/flip_tiny_synth.yaml "
+                         "--model.name flip-tiny trains one)")
     out = Path(config.run.output_dir)
     save_config(config, out / "config.yaml")
     device = default_device(config.run.device)
