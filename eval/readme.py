@@ -78,6 +78,8 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
         unseen_names = ", ".join(r.get("config", {}).get("unseen", [])) or "none"
         for method, s in r["summary"].items():
             unseen = "" if s.get("auc_unseen") is None else f", unseen-attack ({unseen_names}) AUC {s['auc_unseen']:.2f}"
+            if method == "shipped":  # the model `flip liveness` answers with when given none
+                method = f"shipped: {r.get('config', {}).get('shipped', '?')}, what `flip liveness` uses"
             out.append((f"liveness, {method}", f"HTER {_pct(s['hter'])}, AUC {s['auc']:.2f}{unseen}"))
             if s.get("acer_default") is not None:
                 shipped = s.get("threshold_default", 0.5)

@@ -36,8 +36,9 @@ from .processor import FLIPProcessor
 
 logger = logging.getLogger(__name__)
 
-#: Checkpoints that ship inside the package, by name -> folder under flip/assets/.
-EMBEDDED = {"flip-tiny-synth": "flip-tiny-synth"}
+#: Checkpoints that ship inside the package, by name -> folder under flip/assets/: the default, and
+#: its liveness fine-tune (`flip.liveness.DEFAULT_LIVENESS_MODEL`, what `flip liveness` scores with).
+EMBEDDED = {"flip-tiny-synth": "flip-tiny-synth", "flip-tiny-synth-liveness": "flip-tiny-synth-liveness"}
 DEFAULT_MODEL = "flip-tiny-synth"
 #: flip's own single-file weights, read by `flip.load`'s fast path.
 SAFETENSORS_FILE = "model.safetensors"

@@ -11,6 +11,7 @@ attack category):
   (`liveness_pairs` builds them from spoof records; `flip liveness-train` runs `flip.train` on them,
   full or LoRA). The result is a FLIP checkpoint, used through `LivenessClassifier` like any other.
   In-batch negatives of the same category are false negatives; the paper's recipe accepts that.
+  One ships: `DEFAULT_LIVENESS_MODEL`, what `flip liveness` uses unless told `--model`.
 - linear probe (`LivenessProbe`): `flip.probe`'s multinomial logistic regression on frozen image
   embeddings, the baseline a user tries first.
 
@@ -52,6 +53,11 @@ from .textside import photo_records
 
 #: The shipped prompt file's task name.
 LIVENESS_TASK = "liveness"
+#: What `flip liveness` (and the app's liveness tab) scores with when no model is named: the
+#: embedded default after CLIPC8's fine-tuning (`finetune/configs/liveness_lora.yaml`: LoRA on the
+#: image tower, synthetic spoof pairs, 3d_mask held out), with its own calibrated threshold.
+#: The embedded default itself answers zero-shot with `--model flip-tiny-synth`.
+DEFAULT_LIVENESS_MODEL = "flip-tiny-synth-liveness"
 #: The default decision threshold on the live score (a probability) when none is calibrated.
 DEFAULT_THRESHOLD = 0.5
 

@@ -209,13 +209,13 @@ def test_the_synthetic_default_says_once_that_photos_are_beyond_it(mtcnn_stage, 
     assert main([str(crop), "--json", "--workers", "0"]) == 0
     out, err = capsys.readouterr()
     cli = json.loads(out)
-    assert cli["model"] == "flip-tiny-synth" and "note:" not in err
+    assert cli["model"] == "flip-tiny-synth-liveness" and "note:" not in err  # the shipped liveness fine-tune
     import flip
-    from flip.liveness import LivenessClassifier
+    from flip.liveness import DEFAULT_LIVENESS_MODEL, LivenessClassifier
 
-    (api,) = LivenessClassifier(*flip.load()).score_photos(crop)  # the Python API: the same record
+    (api,) = LivenessClassifier(*flip.load(DEFAULT_LIVENESS_MODEL)).score_photos(crop)  # the Python API: the same
     assert api["face"] == cli["face"] and api["liveness"]["live_score"] == pytest.approx(cli["liveness"]["live_score"])
     assert main([str(photo), str(photo), "--json", "--workers", "0"]) == 0
     out, err = capsys.readouterr()
     assert [json.loads(line)["face"] for line in out.splitlines()] == [0, 0]
-    assert err.count("note: the default model flip-tiny-synth") == 1 and "FLIP-80M" in err
+    assert err.count("note: the default model flip-tiny-synth-liveness") == 1 and "FLIP-80M" in err

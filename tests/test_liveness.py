@@ -342,6 +342,7 @@ def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(ch
         "run": {"max_steps": 1, "progress": False, "save_every": 0, "precision": "fp32"}}))
     out = tmp_path / "report"
     assert main(["--model", checkpoint, "--data", str(data), "--unseen", "face_swap", "--finetune-config", str(config),
+                 "--methods", "zeroshot", "probe", "finetuned",
                  "--out", str(out), "--workers", "0", "--batch-size", "16"]) == 0
     report = json.loads((out / "liveness.json").read_text())
     rows = {r["category"]: r for r in report["rows"]}
@@ -365,6 +366,34 @@ def test_eval_task_tables_zero_shot_probe_and_finetuned_with_an_unseen_attack(ch
     assert rows["face_swap"]["zeroshot"] == pytest.approx(expected.apcer["face_swap"])
     assert rows["live"]["zeroshot"] == pytest.approx(expected.bpcer)
     assert "| **acer** |" in (out / "liveness.md").read_text()
+
+
+def test_eval_task_scores_the_shipped_model_with_the_training_config_it_carries(checkpoint, tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    from eval.tasks.liveness import TRAINING_CONFIG, main
+    from flip.data.synthetic.world import SynthConfig, write_synthetic
+
+    data = tmp_path / "spoof"
+    write_synthetic(SynthConfig(kind="spoof", n=40, size=32, seed=1, images_per_identity=4), data, workers=1,
+                    progress=False)
+    shipped = shutil.copytree(checkpoint, tmp_path / "shipped")  # the same weights as --model: the same figures
+    (shipped / TRAINING_CONFIG).write_text(yaml.safe_dump({"liveness": {"exclude": ["face_swap"]}}))
+    args = ["--model", checkpoint, "--data", str(data), "--unseen", "face_swap", "--methods", "zeroshot", "shipped",
+            "--shipped", str(shipped), "--out", str(tmp_path / "out"), "--workers", "0"]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "out" / "liveness.json").read_text())
+    assert report["config"]["shipped_recipe"] == {"liveness": {"exclude": ["face_swap"]}}
+    zs, sh = report["summary"]["zeroshot"], report["summary"]["shipped"]
+    assert sh["acer"] == pytest.approx(zs["acer"]) and sh["acer_default"] == pytest.approx(zs["acer_default"])
+
+    (shipped / TRAINING_CONFIG).write_text(yaml.safe_dump({"liveness": {"exclude": []}}))  # trained on face_swap
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert TRAINING_CONFIG in err and "trained on ['face_swap']" in err and len(err.splitlines()) == 1
 
 
 def test_eval_task_refuses_a_finetuned_model_that_trained_on_an_unseen_attack(tmp_path, capsys):

@@ -154,3 +154,24 @@ def test_an_onnx_export_carries_the_calibration(model_dir, tmp_path):
     del info["liveness_calibration"]  # an export written before the field existed still reads
     (tmp_path / "onnx" / "flip_onnx.json").write_text(json.dumps(info))
     assert ExportInfo.read(tmp_path / "onnx").liveness_calibration is None
+
+
+def test_the_shipped_liveness_model_is_the_default_fine_tuned_with_the_unseen_attack_held_out():
+    """`flip liveness`'s model: the embedded default's architecture and text tower, fine-tuned (its image
+    tower differs), 3d_mask kept out of its training (recorded beside it), calibrated for the shipped prompts."""
+    import flip
+    from eval.tasks.liveness import finetuned_recipe
+    from flip.hub import embedded_path
+    from flip.liveness import DEFAULT_LIVENESS_MODEL
+
+    base, _ = flip.load()
+    model, processor = flip.load(DEFAULT_LIVENESS_MODEL)
+    assert model.config.vision_config.to_dict() == base.config.vision_config.to_dict()
+    assert all(torch.equal(v, base.text_model.state_dict()[k]) for k, v in model.text_model.state_dict().items())
+    tuned = base.vision_model.state_dict()
+    assert any(not torch.equal(v, tuned[k]) for k, v in model.vision_model.state_dict().items())
+    recipe = finetuned_recipe(embedded_path(DEFAULT_LIVENESS_MODEL), ["3d_mask"])  # raises if it trained on one
+    assert recipe["liveness"]["exclude"] == ["3d_mask"] and recipe["model"]["name"] == "flip-tiny-synth"
+    threshold, source = shipped_threshold(model, load_prompts("liveness"))
+    assert threshold == model.config.liveness_calibration["threshold"] != DEFAULT_THRESHOLD
+    assert "3d_mask" in model.config.liveness_calibration["excluded"] and source.startswith("the model's")

@@ -16,7 +16,11 @@ applied unchanged to the test split. Methods:
   running that command with `--finetune-config` on the training split, the unseen categories
   excluded; scored as zero-shot. Either way the run's saved, resolved `config.yaml` is read (as data:
   the recipe's module is never imported) to check that it held the unseen categories out, and is
-  recorded in liveness.json.
+  recorded in liveness.json;
+- shipped: the model `flip liveness` answers with when given no `--model` (`--shipped`, default
+  `flip.liveness.DEFAULT_LIVENESS_MODEL`, the embedded liveness fine-tune), scored as zero-shot at its
+  own threshold; the training config it ships beside its weights (`training_config.yaml`) is checked
+  and recorded as the fine-tuned one's is. Its "as shipped" row is what a user gets out of the box.
 
 The table has one row per category: APCER for each attack (marked seen or unseen), BPCER for live;
 then APCER_max, ACER, HTER, EER and AUC over all test attacks, and AUC on the unseen attacks against
@@ -41,7 +45,10 @@ from typing import Any, Sequence
 import torch
 
 METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
-METHODS = ("zeroshot", "probe", "finetuned")
+METHODS = ("zeroshot", "probe", "finetuned", "shipped")
+#: The training config a shipped fine-tuned model carries in its own folder (a `flip liveness-train`
+#: run keeps it beside `final/` as `config.yaml`).
+TRAINING_CONFIG = "training_config.yaml"
 
 
 # -- examples ---------------------------------------------------------------------------------------
@@ -152,11 +159,14 @@ def finetune(config: str | Path, data: str | Path, split: str, unseen: Sequence[
 
 
 def finetuned_recipe(model_dir: str | Path, unseen: Sequence[str]) -> dict | None:
-    """The resolved config that `flip liveness-train` saved beside a fine-tuned model (`<run>/final`'s
-    parent), checked to hold the unseen categories out; None (with a note) when there is none."""
+    """The resolved config that `flip liveness-train` saved for a fine-tuned model (in the model's folder
+    as `training_config.yaml`, or beside it: `<run>/final`'s parent's `config.yaml`), checked to hold
+    the unseen categories out; None (with a note) when there is none."""
     import yaml
 
-    path = Path(model_dir).parent / "config.yaml"
+    model_dir = Path(model_dir)
+    path = next((p for p in (model_dir / TRAINING_CONFIG, model_dir.parent / "config.yaml") if p.is_file()),
+                model_dir.parent / "config.yaml")
     recipe = yaml.safe_load(path.read_text()) if path.is_file() else None
     if not isinstance(recipe, dict) or "liveness" not in recipe:
         print(f"eval.tasks.liveness: no flip liveness-train config.yaml beside {model_dir}: cannot check that "
@@ -226,10 +236,10 @@ def format_table(rows: list[dict], summaries: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict | None]:
-    """Load the splits and the model(s) and score every method: (scores, labels, device, the
-    fine-tuning recipe's resolved config or None)."""
-    from flip.hub import load
+def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | None]]:
+    """Load the splits and the model(s) and score every method: (scores, labels, device, the resolved
+    training config of each fine-tuned method's model, or None)."""
+    from flip.hub import EMBEDDED, embedded_path, load
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     splits = {
@@ -240,21 +250,25 @@ def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict | None]:
     labels = {s: lab for s, (_, lab) in splits.items()}
     held_out = {s: v for s, v in splits.items() if s != "train"}
     model, processor = load(args.model, device=device)
-    scores, recipe = {}, None
+    scores, recipes = {}, {}
     for m in args.methods:
-        if m == "finetuned":
-            if args.finetuned:
-                path, recipe = args.finetuned, finetuned_recipe(args.finetuned, args.unseen)
+        if m in ("finetuned", "shipped"):
+            if m == "shipped":
+                path = args.shipped
+                folder = embedded_path(path) if path in EMBEDDED else Path(path)
+                recipes[m] = finetuned_recipe(folder, args.unseen)
+            elif args.finetuned:
+                path, recipes[m] = args.finetuned, finetuned_recipe(args.finetuned, args.unseen)
             else:
-                path, recipe = finetune(args.finetune_config, args.data, args.train_split, args.unseen,
-                                        Path(args.out) / "finetune", args.dataset, overrides)
+                path, recipes[m] = finetune(args.finetune_config, args.data, args.train_split, args.unseen,
+                                            Path(args.out) / "finetune", args.dataset, overrides)
             ft_model, ft_processor = load(str(path), device=device)
             scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", args.prompts,
                                 batch_size=args.batch_size, num_workers=args.workers)
         else:
             scores[m] = predict(model, processor, splits if m == "probe" else held_out, m, args.prompts,
                                 batch_size=args.batch_size, num_workers=args.workers)
-    return scores, labels, device, recipe
+    return scores, labels, device, recipes
 
 
 # -- command ----------------------------------------------------------------------------------------
@@ -273,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--finetuned", default=None, help="a checkpoint from flip liveness-train (same --unseen)")
     p.add_argument("--finetune-config", default=None, help="train the fine-tuned model here from this YAML")
+    p.add_argument("--shipped", default=None, help="the shipped method's model (default: "
+                   "flip.liveness.DEFAULT_LIVENESS_MODEL, what `flip liveness` uses without --model)")
     p.add_argument("--prompts", default="liveness")
     p.add_argument("--target-bpcer", type=float, default=None, help="threshold at this dev BPCER (default: dev EER)")
     p.add_argument("--limit", type=int, default=None, help="at most this many examples per split")
@@ -281,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--out", default="report")
     args, overrides = p.parse_known_args(argv)
+    if args.shipped is None:
+        from flip.liveness import DEFAULT_LIVENESS_MODEL
+
+        args.shipped = DEFAULT_LIVENESS_MODEL
     if "finetuned" in args.methods and not (args.finetuned or args.finetune_config):
         p.error("the finetuned method needs --finetuned DIR or --finetune-config YAML (or drop it from --methods)")
 
@@ -288,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unrecognized arguments: {' '.join(overrides)} (--section.key overrides go with --finetune-config)")
 
     try:
-        scores, labels, device, recipe = run(args, overrides)
+        scores, labels, device, recipes = run(args, overrides)
         rows, summaries = evaluate_liveness(scores, labels, args.unseen, target_bpcer=args.target_bpcer)
     except (FileNotFoundError, ValueError, KeyError) as err:
         print(f"eval.tasks.liveness: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
@@ -298,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(rows, summaries)
     print(table)
     config = {**vars(args), "overrides": overrides, "device": device,
-              "model": args.model or "flip-tiny-synth (embedded default)", "finetune_recipe": recipe}
+              "model": args.model or "flip-tiny-synth (embedded default)",
+              "finetune_recipe": recipes.get("finetuned"), "shipped_recipe": recipes.get("shipped")}
     (out / "liveness.json").write_text(json.dumps({"config": config, "counts": {s: len(v) for s, v in labels.items()},
                                                    "rows": rows, "summary": summaries}, indent=2) + "\n")
     (out / "liveness.md").write_text(table + "\n")

@@ -16,7 +16,7 @@ REAL_CHECKPOINTS = ("a FLIP-80M checkpoint (transformers CLIP layout: --model DI
                     "any open_clip model (--model open_clip:ViT-B-32/openai)")
 
 #: The embedded models trained on the synthetic world alone (flip.hub.DEFAULT_MODEL, flip.vqa's EMBEDDED_VQA).
-SYNTHETIC_MODELS = ("flip-tiny-synth", "vqa-toy-synth")
+SYNTHETIC_MODELS = ("flip-tiny-synth", "flip-tiny-synth-liveness", "vqa-toy-synth")
 #: What `flip ask`'s note names instead.
 REAL_VLMS = ("a PaliGemma, LLaVA, Idefics3 or SmolVLM checkpoint, or a LoRA adapter on one (--model DIR_OR_HUB_ID)",)
 

@@ -52,7 +52,7 @@ class FlipApp:
 
     def __init__(self, model, processor, *, workdir: str | os.PathLike, model_name: str | None = None,
                  index: str | os.PathLike | None = None, vqa: str | os.PathLike | None = None,
-                 n_faces: int = 8, seed: int = 0, detector: str = "haar", cache=None):
+                 n_faces: int = 8, seed: int = 0, detector: str = "haar", cache=None, liveness_model=None):
         from flip.liveness import LivenessClassifier
         from flip.tasks.search import default_tasks, model_fingerprint
         from flip.zeroshot import FLIPClassifier
@@ -63,7 +63,8 @@ class FlipApp:
         self.tasks = default_tasks()
         self.cache = cache
         self.classifier = FLIPClassifier(model, processor, self.tasks, cache=cache)
-        self.liveness_classifier = LivenessClassifier(model, processor)
+        # liveness_model: (model, processor) of the liveness tab (the shipped liveness fine-tune), else this model
+        self.liveness_classifier = LivenessClassifier(*(liveness_model or (model, processor)))
         self.fingerprint = model_fingerprint(model, processor)
         self.detector = detector
         self.vqa_path = Path(vqa) if vqa is not None and Path(vqa).exists() else None
@@ -304,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--model", default=None, help="model name, Hub id, directory or file (default: the embedded model)")
+    parser.add_argument("--liveness-model", default=None,
+                        help="the liveness tab's model (default: flip-tiny-synth-liveness, the shipped liveness "
+                             "fine-tune, when --model is not given; else --model)")
     parser.add_argument("--index", default=None, help="an index from `flip index` for the search tab "
                         "(default: the synthetic faces rendered at start)")
     parser.add_argument("--vqa", default="runs/vqa-lora/adapter", help="VQA model for the ask tab (shown if it exists)")
@@ -320,11 +324,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         model, processor = load(args.model)
+        from flip.liveness import DEFAULT_LIVENESS_MODEL
+
+        liveness_name = args.liveness_model or (DEFAULT_LIVENESS_MODEL if args.model is None else None)
+        liveness_model = load(liveness_name) if liveness_name is not None else None
         workdir = tempfile.mkdtemp(prefix="flip-app-")
         from flip.zeroshot import TextCache, default_cache_dir
 
         app = FlipApp(model, processor, workdir=workdir, model_name=args.model or DEFAULT_MODEL,
-                      index=args.index, vqa=args.vqa, n_faces=args.faces, cache=TextCache(default_cache_dir()))
+                      index=args.index, vqa=args.vqa, n_faces=args.faces, cache=TextCache(default_cache_dir()),
+                      liveness_model=liveness_model)
         if args.index is not None:
             from flip.tasks.search import FaceIndex
 

@@ -4,8 +4,12 @@
     flip liveness faces/ --calibrate dev/ --json           # threshold at the dev set's EER; JSON Lines
     flip liveness a.jpg --model runs/liveness/final --threshold 0.3
 
-Zero-shot by default (the shipped prompts `liveness`); a checkpoint from `flip liveness-train` is
-used the same way (`--model`). The threshold on the live score is `--threshold`, or chosen on a
+Scored against text descriptions of a live face and of each attack category (the shipped prompts
+`liveness`), by the shipped liveness model unless `--model` names another: `flip-tiny-synth-liveness`,
+the embedded default fine-tuned on (attack image, its description) pairs after CLIPC8, with one attack
+category (3d_mask) kept out of its training. `--model flip-tiny-synth` answers zero-shot with the
+embedded default itself; a checkpoint from `flip liveness-train` is used the same way. Both ship
+trained on synthetic faces only. The threshold on the live score is `--threshold`, or chosen on a
 labelled development folder (`--calibrate DIR`: live/ and attack/<type>/ folders, or any layout
 flip.data.loaders reads) at its EER or, with `--target-bpcer`, at that BPCER. Without either, the
 threshold is the one the model ships (chosen at release on a development split by `flip
@@ -31,7 +35,7 @@ import json
 import sys
 
 from flip.cli._common import add_device_arguments, add_skip_bad, partial_exit, printable, skipped_line
-from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, model_name, one_line,
+from flip.cli._faces import (PhotoNotes, add_face_arguments, draw_image, face_cell, face_stage, one_line,
                              per_image)
 
 
@@ -41,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="\n".join(__doc__.splitlines()[2:]), allow_abbrev=False)
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIR",
                    help="image files and/or folders (searched recursively)")
-    p.add_argument("--model", default=None, help="model name, Hub id, directory or file (default: the embedded model)")
+    p.add_argument("--model", default=None, help="model name, Hub id, directory or file (default: flip-tiny-synth-liveness, "
+                                                 "the embedded liveness fine-tune)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="onnx: --model is a folder written by `flip export MODEL FOLDER --onnx` (onnxruntime)")
     p.add_argument("--prompts", default="liveness", help="liveness prompt file: task name or path (default: liveness)")
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from flip.hub import load
-    from flip.liveness import LivenessClassifier, calibrate
+    from flip.liveness import DEFAULT_LIVENESS_MODEL, LivenessClassifier, calibrate
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.backend == "onnx":
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             return _fail("--backend onnx needs --model FOLDER, a folder written by `flip export MODEL FOLDER --onnx`")
         model, processor = load_onnx(args.model)
     else:
-        model, processor = load(args.model, device=device)
+        model, processor = load(args.model or DEFAULT_LIVENESS_MODEL, device=device)
     try:
         clf = LivenessClassifier(model, processor, args.prompts, threshold=args.threshold)
     except KeyError as err:  # an unknown prompt task
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"threshold {threshold:.4f}, chosen on {args.calibrate} at {how}", file=sys.stderr)
         source = f"chosen on {args.calibrate} at {how}"
 
-    name = model_name(args.model)
+    name = args.model or DEFAULT_LIVENESS_MODEL
     notes = PhotoNotes("liveness", name, processor.settings.image_size)
     done, faces_done, skipped = 0, 0, len(problems)
     if not args.json:
