@@ -205,7 +205,7 @@ def run_liveness(args, out: Path) -> dict:
     data = find_data("spoof", args)
     # "shipped": what `flip liveness` answers with out of the box, when the run measures the embedded default
     methods = (["zeroshot", "probe"] + (["finetuned"] if args.liveness_finetune_config else [])
-               + (["shipped"] if args.model is None else []))
+               + (["shipped", "shipped_no_unseen_text"] if args.model is None else []))
     argv = [*_common(args), "--data", str(data), "--test-split", args.split, "--out", str(out),
             "--methods", *methods, *_limit("--limit", args),
             *(["--finetune-config", args.liveness_finetune_config] if args.liveness_finetune_config else []),

@@ -377,23 +377,40 @@ def test_eval_task_scores_the_shipped_model_with_the_training_config_it_carries(
     from flip.data.synthetic.world import SynthConfig, write_synthetic
 
     data = tmp_path / "spoof"
-    write_synthetic(SynthConfig(kind="spoof", n=40, size=32, seed=1, images_per_identity=4), data, workers=1,
+    write_synthetic(SynthConfig(kind="spoof", n=60, size=32, seed=0, images_per_identity=4), data, workers=1,
                     progress=False)
     shipped = shutil.copytree(checkpoint, tmp_path / "shipped")  # the same weights as --model: the same figures
     (shipped / TRAINING_CONFIG).write_text(yaml.safe_dump({"liveness": {"exclude": ["face_swap"]}}))
     args = ["--model", checkpoint, "--data", str(data), "--unseen", "face_swap", "--methods", "zeroshot", "shipped",
-            "--shipped", str(shipped), "--out", str(tmp_path / "out"), "--workers", "0"]
+            "shipped_no_unseen_text", "--shipped", str(shipped), "--out", str(tmp_path / "out"), "--workers", "0"]
     assert main(args) == 0
     report = json.loads((tmp_path / "out" / "liveness.json").read_text())
     assert report["config"]["shipped_recipe"] == {"liveness": {"exclude": ["face_swap"]}}
     zs, sh = report["summary"]["zeroshot"], report["summary"]["shipped"]
     assert sh["acer"] == pytest.approx(zs["acer"]) and sh["acer_default"] == pytest.approx(zs["acer_default"])
+    control = report["summary"]["shipped_no_unseen_text"]  # no face_swap prompt: never named as the attack
+    assert control["auc_unseen"] is not None and control["apcer_face_swap"] is not None
+    scores = json.loads((tmp_path / "out" / "liveness_scores.json").read_text())
+    assert scores["shipped_no_unseen_text"]["test"]["live_score"] != scores["shipped"]["test"]["live_score"]
 
     (shipped / TRAINING_CONFIG).write_text(yaml.safe_dump({"liveness": {"exclude": []}}))  # trained on face_swap
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err
     assert TRAINING_CONFIG in err and "trained on ['face_swap']" in err and len(err.splitlines()) == 1
+
+
+def test_the_control_prompts_drop_only_the_unseen_categories():
+    from eval.tasks.liveness import without_categories
+    from flip.prompts import load_prompts
+
+    full = load_prompts("liveness")
+    control = without_categories("liveness", ["3d_mask", "face_swap"])
+    assert control.classes == tuple(c for c in full.classes if c not in ("3d_mask", "face_swap"))
+    assert all(control.descriptors[c] == full.descriptors[c] for c in control.classes)
+    assert control.sha256 != full.sha256  # a model's shipped threshold does not carry over to it
+    with pytest.raises(ValueError, match="selfie"):
+        without_categories("liveness", ["selfie"])
 
 
 def test_eval_task_refuses_a_finetuned_model_that_trained_on_an_unseen_attack(tmp_path, capsys):

@@ -20,7 +20,10 @@ applied unchanged to the test split. Methods:
 - shipped: the model `flip liveness` answers with when given no `--model` (`--shipped`, default
   `flip.liveness.DEFAULT_LIVENESS_MODEL`, the embedded liveness fine-tune), scored as zero-shot at its
   own threshold; the training config it ships beside its weights (`training_config.yaml`) is checked
-  and recorded as the fine-tuned one's is. Its "as shipped" row is what a user gets out of the box.
+  and recorded as the fine-tuned one's is. Its "as shipped" row is what a user gets out of the box;
+- shipped_no_unseen_text: the control for "detected from its description": the shipped model with the
+  unseen categories' descriptions taken out of the prompts. If its unseen-attack AUC is the shipped
+  one's, the unseen attack is caught as "not live", not by what its description says.
 
 The table has one row per category: APCER for each attack (marked seen or unseen), BPCER for live;
 then APCER_max, ACER, HTER, EER and AUC over all test attacks, and AUC on the unseen attacks against
@@ -45,7 +48,7 @@ from typing import Any, Sequence
 import torch
 
 METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
-METHODS = ("zeroshot", "probe", "finetuned", "shipped")
+METHODS = ("zeroshot", "probe", "finetuned", "shipped", "shipped_no_unseen_text")
 #: The training config a shipped fine-tuned model carries in its own folder (a `flip liveness-train`
 #: run keeps it beside `final/` as `config.yaml`).
 TRAINING_CONFIG = "training_config.yaml"
@@ -74,10 +77,11 @@ def load_examples(data: str | Path, split: str | None, dataset: str = "auto", li
 
 # -- predict and score ------------------------------------------------------------------------------
 def predict(model, processor, splits: dict[str, tuple[list, list[str]]], method: str = "zeroshot",
-            prompts: str = "liveness", probe_on: str = "train", batch_size: int = 64,
+            prompts="liveness", probe_on: str = "train", batch_size: int = 64,
             num_workers: int | None = None) -> dict[str, dict[str, list]]:
     """{split: {"live_score": [...], "attack": [...]}} for one model: zero-shot on its prompts, or the
-    probe (`method="probe"`) fitted on the `probe_on` split's embeddings."""
+    probe (`method="probe"`) fitted on the `probe_on` split's embeddings. `prompts`: a task name, a
+    prompt file or a `flip.prompts.PromptSet`."""
     from eval.tasks.attributes import embed_images
     from flip.liveness import LivenessClassifier, LivenessProbe
 
@@ -236,6 +240,29 @@ def format_table(rows: list[dict], summaries: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def without_categories(prompts: str, categories: Sequence[str]):
+    """The prompt set `prompts` (task name or file) without `categories`' descriptions: a new
+    `PromptSet` (its own sha256, so no model's shipped threshold applies to it)."""
+    import json
+
+    from flip.prompts import META_KEY, PromptSet, load_prompts
+
+    base = load_prompts(prompts)
+    data = json.loads(base.path.read_text())
+    missing = sorted(set(categories) - set(base.classes))
+    if missing:
+        raise ValueError(f"--unseen {missing}: not categories of the prompts {list(base.classes)}")
+    task = f"{base.task}_without_{'_'.join(categories)}"
+    meta = data.get(META_KEY, {})
+    for c in categories:
+        data.pop(c)
+        if isinstance(meta.get("names"), dict):
+            meta["names"].pop(c, None)
+    if "task" in meta:
+        meta["task"] = task
+    return PromptSet.from_dict(data, task=task, source=str(base.path), root=base.path.parent)
+
+
 def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | None]]:
     """Load the splits and the model(s) and score every method: (scores, labels, device, the resolved
     training config of each fine-tuned method's model, or None)."""
@@ -252,8 +279,8 @@ def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | N
     model, processor = load(args.model, device=device)
     scores, recipes = {}, {}
     for m in args.methods:
-        if m in ("finetuned", "shipped"):
-            if m == "shipped":
+        if m in ("finetuned", "shipped", "shipped_no_unseen_text"):
+            if m.startswith("shipped"):
                 path = args.shipped
                 folder = embedded_path(path) if path in EMBEDDED else Path(path)
                 recipes[m] = finetuned_recipe(folder, args.unseen)
@@ -263,7 +290,8 @@ def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | N
                 path, recipes[m] = finetune(args.finetune_config, args.data, args.train_split, args.unseen,
                                             Path(args.out) / "finetune", args.dataset, overrides)
             ft_model, ft_processor = load(str(path), device=device)
-            scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", args.prompts,
+            prompts = without_categories(args.prompts, args.unseen) if m == "shipped_no_unseen_text" else args.prompts
+            scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", prompts,
                                 batch_size=args.batch_size, num_workers=args.workers)
         else:
             scores[m] = predict(model, processor, splits if m == "probe" else held_out, m, args.prompts,
