@@ -74,6 +74,15 @@ def source_revision(repo: Path = Path(__file__).resolve().parents[1]) -> dict:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+def run_revision(start: dict, end: dict) -> dict:
+    """The revision of a whole run from `source_revision` at its start and at its end: the start's
+    commit, dirty when the tree was dirty at either end or the commit moved while the suites ran
+    (tasks import their modules as they go, so a change mid-run is in some figures and not others)."""
+    if start["commit"] is None:
+        return start
+    return {"commit": start["commit"], "dirty": bool(start["dirty"] or end["dirty"] or end["commit"] != start["commit"])}
+
+
 class SuiteSkipped(Exception):
     """A suite that cannot run here (module or data missing): recorded with its reason, not a failure."""
 
@@ -378,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     common = {"model": args.model or "flip-tiny-synth", "seed": args.seed, "package_version": package_version()}
 
+    started_at = source_revision()
     records: dict[str, dict] = {}
     for name in suites:
         print(f"\n===== {name}", flush=True)
@@ -396,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
 
     figures = [f for name, r in records.items() if r["status"] == "ok" for f in figures_of(name, r, common)]
-    results = {**common, **source_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    results = {**common, **run_revision(started_at, source_revision()), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "command": ["python", "-m", "eval.run", *(argv if argv is not None else sys.argv[1:])],
                "suites": records, "figures": figures}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -59,6 +59,16 @@ def test_flatten_keys_rows_by_their_first_string_field():
                                 ("rows/live/bpcer", 0.1), ("list/0", 7.0)]
 
 
+def test_a_run_is_dirty_when_the_tree_or_the_commit_changed_while_it_ran():
+    clean = {"commit": "a1", "dirty": False}
+    assert run.run_revision(clean, clean) == clean
+    assert run.run_revision(clean, {"commit": "b2", "dirty": False}) == {"commit": "a1", "dirty": True}
+    assert run.run_revision(clean, {"commit": "a1", "dirty": True})["dirty"] is True
+    assert run.run_revision({"commit": "a1", "dirty": True}, clean)["dirty"] is True
+    outside = {"commit": None, "dirty": None}  # an installed package, no git checkout
+    assert run.run_revision(outside, outside) == outside
+
+
 def test_error_rates_by_hand():
     # live 0.9, 0.4; attacks 0.6, 0.1. Thresholds 0.1, 0.4, 0.6, 0.9, inf; accepted as live when >= t.
     apcer, bpcer = error_rates([0.9, 0.6, 0.4, 0.1], ["live", "print", "live", "replay"])
