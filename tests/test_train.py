@@ -94,6 +94,8 @@ def test_config_from_yaml_with_dotted_overrides(tmp_path):
         (["--loss.kind", "sigmoid", "--loss.momentum", "0.99"], "loss.momentum"),
         (["--run.precision", "fp16"], "run.precision"),
         (["--data.batch_size", "0"], "data.batch_size"),
+        (["--data.low_res", "1.5"], "data.low_res must be in"),
+        (["--data.low_res_min", "2"], "data.low_res_min must be >= 4"),
         (["--run.deterministic", "maybe"], "run.deterministic: expected true or false"),
         (["optim.lr", "1"], "expected an override"),
         (["--optim.lr"], "has no value"),
@@ -175,6 +177,30 @@ def test_pair_dataset_packs_encoded_images_and_returns_them_unchanged():
     assert [dataset[i] for i in range(5)] == [(bytes([i]) * (i + 1), f"c{i}", i % 3) for i in range(5)]
     mixed = PairDataset([FaceRecord(image="a.png", caption="x"), FaceRecord(image=b"png", caption="y")])
     assert mixed._blob is None and mixed[0] == ("a.png", "x", 0) and mixed[1] == (b"png", "y", 1)
+
+
+def test_low_res_shrinks_the_drawn_share_of_a_batch_and_repeats_for_the_same_batch():
+    from flip.processor import FLIPProcessor
+    from flip.train.pairs import PairCollator, lower_resolution
+
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (64, 3, 32, 32), generator=g, dtype=torch.uint8)
+    out = lower_resolution(pixels, 0.5, 8, np.random.default_rng(0))
+    changed = [not torch.equal(a, b) for a, b in zip(out, pixels)]
+    assert out.dtype == torch.uint8 and out.shape == pixels.shape and 20 < sum(changed) < 44
+    # a shrunk image has lost detail: neighbouring pixels differ less than in the noise it came from
+    rough = lambda x: (x[:, :, 1:].float() - x[:, :, :-1].float()).abs().mean()  # noqa: E731
+    assert all(rough(out[i]) < 0.8 * rough(pixels[i]) for i in range(64) if changed[i])
+    assert torch.equal(lower_resolution(pixels, 0.0, 8, np.random.default_rng(0)), pixels)
+
+    processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=8)
+    images = [np.asarray(p.permute(1, 2, 0)) for p in pixels[:8]]
+    items = [(im, "a face", i) for i, im in enumerate(images)]
+    plain = PairCollator(processor)(items)["pixel_values"]
+    assert torch.equal(plain, processor.images(images))  # no augmentation unless asked
+    low = PairCollator(processor, low_res=1.0, low_res_min=8, seed=3)
+    assert torch.equal(low(items)["pixel_values"], low(items)["pixel_values"])  # the seed and the ids decide
+    assert not torch.equal(low(items)["pixel_values"], plain)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -501,7 +527,7 @@ def test_resume_after_sigterm_repeats_the_uninterrupted_losses_exactly(dataset, 
     from flip.train import train
 
     recipe = dict(loss={"momentum": 0.99, "queue_size": 12, "alpha": 0.4, "alpha_ramp_epochs": 1.0, "itm_weight": 1.0},
-                  run={"deterministic": True, "epochs": 2, "seed": 7})
+                  run={"deterministic": True, "epochs": 2, "seed": 7}, data={"low_res": 0.5})
     straight = train(load_config(None, tiny_settings(dataset, tmp_path / "a", "blip_text_model", **recipe)))
     assert straight.status == "finished" and len(straight.losses) == 12
 

@@ -59,9 +59,13 @@ class DataSection:
     batch_size: int = 64  # pairs per process and micro-batch; the loss sees batch_size x processes
     num_workers: int = 2  # DataLoader worker processes decoding images
     check_images: bool = True  # verify every image while reading the dataset (one pass at start)
+    low_res: float = 0.0  # share of training images shrunk and scaled back up (small faces in photos); 0: none
+    low_res_min: int = 16  # the smallest side, in pixels, such an image is shrunk to
 
     def __post_init__(self):
         _check(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")
+        _check(0.0 <= self.low_res <= 1.0, f"data.low_res must be in [0, 1], got {self.low_res}")
+        _check(self.low_res_min >= 4, f"data.low_res_min must be >= 4 pixels, got {self.low_res_min}")
         _check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _check(self.eval_size >= 0, f"data.eval_size must be >= 0, got {self.eval_size}")
         _check(self.max_samples is None or self.max_samples >= 1,

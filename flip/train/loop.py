@@ -175,7 +175,8 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
                                       cfg_data.eval_size, **cfg_data.options)
         else:
             records, held_out = split_held_out(records, cfg_data.eval_size, run.seed)
-        collate = PairCollator(processor, padding="max_length" if config.loss.itm_weight > 0 else "longest")
+        collate = PairCollator(processor, padding="max_length" if config.loss.itm_weight > 0 else "longest",
+                               low_res=cfg_data.low_res, low_res_min=cfg_data.low_res_min, seed=run.seed)
         sampler = ResumableBatchSampler(len(records), cfg_data.batch_size, run.seed, ctx.rank, ctx.world_size,
                                         multiple_of=optim.accumulate)
         loader_kwargs = dict(collate_fn=collate, num_workers=cfg_data.num_workers, worker_init_fn=ignore_sigterm,

@@ -14,6 +14,11 @@ Design choices:
 - The DataLoader gets its own `torch.Generator`, so creating an iterator (at each epoch, or on
   resume) never draws from the global RNG that dropout uses: a resumed run repeats the uninterrupted
   one exactly.
+- The one augmentation, `data.low_res`: a share of each batch's images shrunk (to a side between
+  `data.low_res_min` and the model's size) and scaled back up, because faces in group photos are
+  15-25 px wide and a convolutional tower trained on sharp 112-px crops stops telling people apart at
+  that size (`report/naming_faces`). Its draws come from the run's seed and the batch's image ids,
+  so they do not depend on workers or resumption.
 """
 
 from __future__ import annotations
@@ -123,19 +128,39 @@ class PairCollator:
     `padding="max_length"` gives every batch the same length (needed when token ids are gathered
     across ranks, for image-text matching)."""
 
-    def __init__(self, processor, padding: str = "longest"):
+    def __init__(self, processor, padding: str = "longest", low_res: float = 0.0, low_res_min: int = 16,
+                 seed: int = 0):
         self.processor = processor
         self.padding = padding
+        self.low_res, self.low_res_min, self.seed = low_res, low_res_min, seed
 
     def __call__(self, items):
         images, captions, ids = zip(*items)
-        batch = {"pixel_values": self.processor.images(list(images)), "ids": torch.tensor(ids, dtype=torch.long)}
+        pixels = self.processor.pixels(list(images))
+        if self.low_res > 0:
+            rng = np.random.default_rng([self.seed, *ids])
+            pixels = lower_resolution(pixels, self.low_res, self.low_res_min, rng)
+        batch = {"pixel_values": self.processor.normalize(pixels), "ids": torch.tensor(ids, dtype=torch.long)}
         if isinstance(captions[0], torch.Tensor):
             batch["text_pooled"] = torch.stack(captions)
         else:
             text = self.processor.texts(list(captions), padding=self.padding)
             batch.update(input_ids=text["input_ids"], attention_mask=text["attention_mask"])
         return batch
+
+
+def lower_resolution(pixels: torch.Tensor, share: float, min_side: int, rng: np.random.Generator) -> torch.Tensor:
+    """uint8 (N, 3, S, S) -> the same, with each image drawn with probability `share` shrunk to a side
+    drawn uniformly from [min_side, S) (antialiased) and scaled back up to S (bilinear)."""
+    size = pixels.shape[-1]
+    out = pixels.clone()
+    for i in np.flatnonzero(rng.random(len(pixels)) < share):
+        side = int(rng.integers(min(min_side, size - 1), size))
+        small = torch.nn.functional.interpolate(pixels[i:i + 1].float(), size=(side, side), mode="bilinear",
+                                                antialias=True, align_corners=False)
+        back = torch.nn.functional.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
+        out[i] = back.round_().clamp_(0, 255).to(torch.uint8)[0]
+    return out
 
 
 class ResumableBatchSampler(Sampler[list[int]]):
