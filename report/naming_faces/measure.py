@@ -80,6 +80,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenes", default="data/synth-naming")
     p.add_argument("--faces", default="data/synth-fresh")
+    p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--out", required=True)
     args = p.parse_args()
     scene_dir = Path(args.scenes) / "train"
@@ -91,8 +92,9 @@ def main() -> None:
     chosen = [p for p in by_person if len(by_person[p]) >= 4][:60]
     faces = [(p, r) for p in chosen for r in by_person[p][:4]]
     commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True).stdout.strip()
-    result = {"commit": commit, "command": "python report/naming_faces/measure.py --out " + args.out,
-              "models": {m: measure(m, scenes, scene_dir, faces) for m in MODELS}}
+    command = "python report/naming_faces/measure.py " + (f"--models {' '.join(args.models)} " if args.models != list(MODELS)
+                                                         else "") + f"--out {args.out}"
+    result = {"commit": commit, "command": command, "models": {m: measure(m, scenes, scene_dir, faces) for m in args.models}}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
