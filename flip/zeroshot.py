@@ -159,17 +159,18 @@ def default_text_cache() -> TextCache:
     return _DEFAULT_CACHE
 
 
-def text_fingerprint(model, processor) -> str:
+def text_fingerprint(model, processor, parts: Sequence[str] = ("text_model", "text_proj")) -> str:
     """A hash of everything that decides a text embedding: the text tower's and projection's
     weights and buffers, the model config, and the tokenizer settings. A model that states its own
-    (an exported backend, `flip.onnx_backend.OnnxFLIP`) is taken at its word."""
+    (an exported backend, `flip.onnx_backend.OnnxFLIP`) is taken at its word. `parts`: the modules
+    hashed (the pooled output before the projection depends on `text_model` alone)."""
     stated = getattr(model, "text_fingerprint", None)
     if isinstance(stated, str):
         return stated
     h = hashlib.blake2b(digest_size=16)
     h.update(config_identity(getattr(model, "config", None)).encode())
     h.update(_tokenizer_settings(processor).encode())
-    modules = [getattr(model, name) for name in ("text_model", "text_proj") if hasattr(model, name)] or [model]
+    modules = [getattr(model, name) for name in parts if hasattr(model, name)] or [model]
     for i, module in enumerate(modules):
         for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
             t = tensor.detach().to("cpu").contiguous()

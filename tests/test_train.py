@@ -360,6 +360,35 @@ def test_pool_captions_encodes_each_distinct_caption_once_as_the_tower_would():
                                atol=1e-5, rtol=1e-5)
 
 
+def test_pool_captions_keeps_its_rows_for_the_next_run_of_the_same_tower_and_captions(tmp_path):
+    from contextlib import nullcontext
+
+    from flip.processor import FLIPProcessor
+    from flip.train.pairs import pool_captions
+    from flip.zeroshot import TextCache
+
+    torch.manual_seed(0)
+    model = FLIPModel(tiny_config())
+    processor = FLIPProcessor.from_settings(tokenizer="minilm", image_size=32, max_length=16)
+    captions = ["a face with red hair", "a bearded face", "a face with red hair"]
+    calls = []
+    model.text_model.register_forward_hook(lambda module, args, out: calls.append(1))
+    pool = lambda caps, precision="float32": pool_captions(  # noqa: E731
+        model, processor, caps, torch.device("cpu"), nullcontext, cache=TextCache(tmp_path), precision=precision)
+    first = pool(captions)
+    assert len(calls) == 1 and len(list(tmp_path.glob("captions-*.safetensors"))) == 1
+    again = pool(captions)  # a resume, or another run on the same captions: read, not encoded
+    assert len(calls) == 1 and torch.equal(again, first)
+    torch.nn.init.normal_(model.text_proj.weight)  # the projection trains: it is not part of the key
+    assert torch.equal(pool(captions[::-1]), first.flip(0)) and len(calls) == 1
+    pool(captions + ["a new caption"])
+    pool(captions, precision="bfloat16")
+    with torch.no_grad():
+        model.text_model.embeddings.word_embeddings.weight.add_(1.0)  # another tower
+    pool(captions)
+    assert len(calls) == 4 and len(list(tmp_path.glob("captions-*.safetensors"))) == 4
+
+
 def test_locked_text_tower_cached_once_trains_as_if_encoded_every_step(dataset, tmp_path):
     from flip.train import load_config, train
 
@@ -368,6 +397,8 @@ def test_locked_text_tower_cached_once_trains_as_if_encoded_every_step(dataset, 
         settings = tiny_settings(dataset, tmp_path / f"run-{cache}", towers={"text": "lock", "cache_locked_text": cache},
                                  run={"max_steps": 4, "deterministic": True, "precision": "fp32"})
         results[cache] = train(load_config(None, settings))
+    assert len(list((tmp_path / "run-True" / "text-cache").glob("captions-*.safetensors"))) == 1  # for a resume
+    assert not (tmp_path / "run-False" / "text-cache").exists()
     assert results[True].losses == pytest.approx(results[False].losses, rel=1e-5, abs=1e-6)
     assert results[True].metrics == pytest.approx(results[False].metrics, rel=1e-4, abs=1e-4)
     with pytest.raises(ValueError, match="either input_ids or text_pooled"):

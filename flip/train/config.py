@@ -130,6 +130,8 @@ class TowersSection:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     cache_locked_text: bool = True  # a locked text tower encodes each caption once, before training (not with ITM)
+    text_cache_dir: str | None = None  # where those rows are kept for a resume or another run on the same
+    #   captions and tower (safetensors, keyed); None: <run.output_dir>/text-cache; "": not kept
 
     def __post_init__(self):
         for name in ("vision", "text"):

@@ -183,8 +183,14 @@ def train(config: TrainConfig, on_step: Callable[[StepInfo], None] | None = None
                              persistent_workers=cfg_data.num_workers > 0, pin_memory=ctx.device.type == "cuda")
         text_features = None
         if "text_model" in trainable.locked and config.towers.cache_locked_text and config.loss.itm_weight == 0:
+            from ..zeroshot import TextCache
+
+            where = config.towers.text_cache_dir
+            where = Path(run.output_dir) / "text-cache" if where is None else (Path(where) if where else None)
             text_features = pool_captions(model, processor, [r.caption for r in records], ctx.device, autocast,
-                                          batch_size=max(cfg_data.batch_size, 256), progress=run.progress and ctx.is_main)
+                                          batch_size=max(cfg_data.batch_size, 256), progress=run.progress and ctx.is_main,
+                                          cache=TextCache(where) if where is not None else None,
+                                          precision="float32" if autocast is contextlib.nullcontext else "bfloat16")
         # the loaders' own generators: making an iterator never draws from the global RNG
         loader = DataLoader(PairDataset(records, text_features), batch_sampler=sampler, generator=torch.Generator(),
                             **loader_kwargs)

@@ -197,15 +197,37 @@ class ResumableBatchSampler(Sampler[list[int]]):
         return self.batches_per_epoch - self.start
 
 
+def captions_key(model, processor, distinct: Sequence[str], precision: str) -> str:
+    """The cache key of a locked tower's pooled rows: its weights, config and tokenizer
+    (`flip.zeroshot.text_fingerprint` of `text_model` alone), the autocast precision and the captions."""
+    import hashlib
+
+    from ..zeroshot import text_fingerprint
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{text_fingerprint(model, processor, parts=('text_model',))}:{precision}:{len(distinct)}".encode())
+    for caption in distinct:
+        h.update(caption.encode() + b"\0")
+    return "captions-" + h.hexdigest()
+
+
 @torch.no_grad()  # not inference_mode: the rows feed the trained projection
 def pool_captions(model, processor, captions: Sequence[str], device: torch.device, autocast,
-                  batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+                  batch_size: int = 256, progress: bool = False, cache=None, precision: str = "") -> torch.Tensor:
     """The text tower's pooled output for every caption, (N, W), on the CPU.
 
     For a locked tower (LiT) this never changes, so training computes it once instead of every epoch:
-    each distinct caption is encoded once, in batches of similar length (little padding).
+    each distinct caption is encoded once, in batches of similar length (little padding). `cache`: a
+    `flip.zeroshot.TextCache` that keeps the rows between runs (a resume, another run on the same
+    captions and tower), keyed by `captions_key` with `precision`, the autocast dtype's name.
     """
     distinct = sorted(set(captions), key=len)
+    position = {caption: i for i, caption in enumerate(distinct)}
+    order = torch.tensor([position[c] for c in captions])
+    key = captions_key(model, processor, distinct, precision) if cache is not None else None
+    found = cache.get(key) if key is not None else None
+    if found is not None and found.shape[0] == len(distinct):
+        return found[order]
     rows = []
     steps = range(0, len(distinct), batch_size)
     if progress:
@@ -221,5 +243,7 @@ def pool_captions(model, processor, captions: Sequence[str], device: torch.devic
             pooled = model.pool_text(text["input_ids"].to(device), text["attention_mask"].to(device))
         rows.append(pooled.float().cpu())
     tower.train(was_training)
-    position = {caption: i for i, caption in enumerate(distinct)}
-    return torch.cat(rows)[torch.tensor([position[c] for c in captions])]
+    pooled = torch.cat(rows)
+    if key is not None:
+        cache.put(key, pooled, {"captions": str(len(distinct)), "precision": precision})
+    return pooled[order]
