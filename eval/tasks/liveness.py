@@ -277,7 +277,7 @@ def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | N
     labels = {s: lab for s, (_, lab) in splits.items()}
     held_out = {s: v for s, v in splits.items() if s != "train"}
     model, processor = load(args.model, device=device)
-    scores, recipes = {}, {}
+    scores, recipes, loaded = {}, {}, {}  # loaded: shipped and its control score with one model
     for m in args.methods:
         if m in ("finetuned", "shipped", "shipped_no_unseen_text"):
             if m.startswith("shipped"):
@@ -289,7 +289,9 @@ def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | N
             else:
                 path, recipes[m] = finetune(args.finetune_config, args.data, args.train_split, args.unseen,
                                             Path(args.out) / "finetune", args.dataset, overrides)
-            ft_model, ft_processor = load(str(path), device=device)
+            if str(path) not in loaded:
+                loaded[str(path)] = load(str(path), device=device)
+            ft_model, ft_processor = loaded[str(path)]
             prompts = without_categories(args.prompts, args.unseen) if m == "shipped_no_unseen_text" else args.prompts
             scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", prompts,
                                 batch_size=args.batch_size, num_workers=args.workers)

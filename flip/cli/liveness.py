@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fail("--backend onnx needs --model FOLDER, a folder written by `flip export MODEL FOLDER --onnx`")
         model, processor = load_onnx(args.model)
     else:
-        model, processor = load(args.model or DEFAULT_LIVENESS_MODEL, device=device)
+        args.model = args.model or DEFAULT_LIVENESS_MODEL
+        model, processor = load(args.model, device=device)
     try:
         clf = LivenessClassifier(model, processor, args.prompts, threshold=args.threshold)
     except KeyError as err:  # an unknown prompt task
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"threshold {threshold:.4f}, chosen on {args.calibrate} at {how}", file=sys.stderr)
         source = f"chosen on {args.calibrate} at {how}"
 
-    name = args.model or DEFAULT_LIVENESS_MODEL
+    name = args.model
     notes = PhotoNotes("liveness", name, processor.settings.image_size)
     done, faces_done, skipped = 0, 0, len(problems)
     if not args.json:
