@@ -302,12 +302,13 @@ def save_embedded(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.
                 overwrite=overwrite)
 
 
+MODEL_CARD = "README.md"
 #: Names a flip checkpoint folder may hold that flip itself wrote (a model card, weights, the
 #: processor's and tokenizer's files): replacing a checkpoint removes these and keeps anything else.
 FLIP_FILES = frozenset({
     "config.json", "model.safetensors", "model.safetensors.index.json", "generation_config.json",
     "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "added_tokens.json", "README.md",
+    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "added_tokens.json", MODEL_CARD,
     EXTERNAL_WEIGHTS_FILE,
 })
 
@@ -358,11 +359,12 @@ def save(
     `out_dir` atomically: a temporary folder beside it is filled, then renamed, so an interrupted
     save never leaves a half-written checkpoint. `save_kwargs` go to `save_pretrained`.
 
-    An existing flip checkpoint at `out_dir` is replaced, keeping any file flip did not write; a file,
-    or a non-empty folder that is not a checkpoint, is refused (`overwrite=True`: write into the folder,
+    An existing flip checkpoint at `out_dir` is replaced, keeping any file flip did not write and its
+    model card (README.md, often written by hand) unless `extra_files` brings a new one; a file, or a
+    non-empty folder that is not a checkpoint, is refused (`overwrite=True`: write into the folder,
     keeping the files whose names flip does not use)."""
     out_dir = check_destination(out_dir, overwrite)
-    replaces = FLIP_FILES | {p.name for p in out_dir.glob("model-*-of-*.safetensors")} \
+    replaces = (FLIP_FILES - {MODEL_CARD}) | {p.name for p in out_dir.glob("model-*-of-*.safetensors")} \
         if is_flip_checkpoint(out_dir) else frozenset()
     with writing_folder(out_dir, replaces) as tmp:
         model.save_pretrained(tmp, **save_kwargs)

@@ -52,6 +52,26 @@ def test_save_is_atomic_and_replaces(saved, tmp_path):
     assert torch.all(reloaded["text_proj.bias"] == 0.5)
 
 
+def test_replacing_a_checkpoint_keeps_its_model_card_unless_a_new_one_is_written(saved):
+    path, model, processor = saved
+    (path / "README.md").write_text("# my hand-written card\n")
+    save(model, processor, path)
+    assert (path / "README.md").read_text() == "# my hand-written card\n"
+    save(model, processor, path, extra_files={"README.md": "# generated\n"})
+    assert (path / "README.md").read_text() == "# generated\n"
+
+
+def test_convert_over_a_checkpoint_says_it_kept_the_card(saved, tmp_path, capsys):
+    path, _, _ = saved
+    dst = tmp_path / "copy"
+    assert cli_main(["convert", str(path), str(dst)]) == 0
+    assert "kept" not in capsys.readouterr().out
+    (dst / "README.md").write_text("# card\n")
+    assert cli_main(["convert", str(path), str(dst)]) == 0
+    assert f"kept {dst / 'README.md'}" in capsys.readouterr().out
+    assert (dst / "README.md").read_text() == "# card\n"
+
+
 def test_hub_id_loads_from_the_hub_cache_offline(saved, tmp_path, monkeypatch):
     """The real Hub route (snapshot_download), fed from a cache laid out as huggingface_hub does."""
     path, model, _ = saved

@@ -26,9 +26,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="write into a non-empty folder that is not a flip checkpoint (its other files are kept)")
     args = parser.parse_args(argv)
 
-    from flip.hub import check_destination, load, save, save_embedded
+    from flip.hub import MODEL_CARD, check_destination, load, save, save_embedded
 
-    check_destination(args.dst, args.overwrite, flag="--overwrite")  # before the (slow) load
+    dst = check_destination(args.dst, args.overwrite, flag="--overwrite")  # before the (slow) load
+    card = dst / MODEL_CARD
+    kept_card = card.is_file()
 
     if args.embedded:
         model, processor = load(args.src)
@@ -39,4 +41,6 @@ def main(argv: list[str] | None = None) -> int:
         out = save(model, processor, args.dst, overwrite=args.overwrite)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {out} ({n / 1e6:.1f}M parameters, {args.dtype})")
+    if kept_card:
+        print(f"kept {card} (the model card that was there): check that it still describes this model")
     return 0
