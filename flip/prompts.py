@@ -42,7 +42,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 #: The folder of the prompt files that ship with flip.
 PROMPT_DIR = Path(__file__).parent / "assets" / "prompts"
@@ -114,6 +114,24 @@ class PromptSet:
                              f"got {type(data).__name__}")
         raw = json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
         return _validate(dict(data), task, source, None, hashlib.sha256(raw).hexdigest(), root)
+
+    def to_dict(self) -> dict:
+        """The prompt-file mapping that `from_dict` reads back into this set (templates spelled out)."""
+        meta = {"names": dict(self.names), "relative": self.relative, "templates": list(self.templates)}
+        meta.update({k: getattr(self, k) for k in ("description", "note", "source") if getattr(self, k) is not None})
+        return {META_KEY: meta, **{c: list(d) for c, d in self.descriptors.items()}}
+
+    def without(self, classes: Iterable[str], task: str | None = None) -> "PromptSet":
+        """This set less `classes` (their descriptors and names), as task `task` (default: this one). A new
+        set with its own sha256, so a threshold calibrated on the whole set does not apply to it."""
+        classes = list(classes)
+        missing = sorted(set(classes) - set(self.classes))
+        if missing:
+            raise ValueError(f"{missing}: not classes of the prompts {self.task!r} ({list(self.classes)})")
+        data = self.to_dict()
+        for c in classes:
+            del data[c], data[META_KEY]["names"][c]
+        return PromptSet.from_dict(data, task=task or self.task, source=str(self.path or self.source or self.task))
 
 
 def label_key(value: Any) -> str | None:

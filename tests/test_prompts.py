@@ -239,3 +239,15 @@ def test_real_dataset_label_sets_equal_the_loaders():
     assert {label_key(v) for v in (True, False)} == set(load_prompts("celeba/Smiling").classes)
     for task, labels in (("race", fairface.RACES), ("gender", fairface.GENDERS), ("age", fairface.AGES)):
         assert list(load_prompts(f"fairface/{task}").classes) == list(labels)
+
+
+def test_to_dict_round_trips_and_without_drops_classes():
+    full = load_prompts("liveness")
+    again = PromptSet.from_dict(full.to_dict(), task=full.task)
+    assert (again.classes, again.descriptors, again.names, again.templates, again.relative) == \
+        (full.classes, full.descriptors, full.names, full.templates, full.relative)
+    less = full.without(["3d_mask"], task="liveness_seen")
+    assert less.task == "liveness_seen" and "3d_mask" not in less.classes and "3d_mask" not in less.names
+    assert less.classes == tuple(c for c in full.classes if c != "3d_mask") and less.sha256 != full.sha256
+    with pytest.raises(ValueError, match="selfie"):
+        full.without(["selfie"])

@@ -111,7 +111,7 @@ def random_descriptors(prompts: PromptSet, seed: int = 0, words: int = 2, letter
     alphabet = np.array(list(string.ascii_lowercase))
     fake = {cls: [" ".join("".join(rng.choice(alphabet, letters)) for _ in range(words)) for _ in items]
             for cls, items in prompts.descriptors.items()}
-    meta = {"names": dict(prompts.names), "relative": prompts.relative, "templates": list(prompts.templates)}
+    meta = prompts.to_dict()["_meta"]
     return PromptSet.from_dict({"_meta": meta, **fake}, task=prompts.task, source=f"random({prompts.task})")
 
 
@@ -121,15 +121,10 @@ def prompt_sets(variant: str, attributes: Sequence[str], root=None, seed: int = 
         sets = []
         for a in attributes:
             p = load_prompts(f"rephrased/{a}", root)
-            sets.append(PromptSet.from_dict(_as_dict(p), task=a, source=str(p.path)))  # keyed by attribute
+            sets.append(PromptSet.from_dict(p.to_dict(), task=a, source=str(p.path)))  # keyed by attribute
         return sets
     sets = [load_prompts(a, root) for a in attributes]
     return [random_descriptors(p, seed) for p in sets] if variant == "random" else sets
-
-
-def _as_dict(p: PromptSet) -> dict:
-    meta = {"names": dict(p.names), "relative": p.relative, "templates": list(p.templates)}
-    return {"_meta": meta, **{c: list(d) for c, d in p.descriptors.items()}}
 
 
 def predict(model, processor, image_embeds: torch.Tensor, attributes: Sequence[str], variants: Sequence[str] = VARIANTS,

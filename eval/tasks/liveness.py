@@ -241,26 +241,14 @@ def format_table(rows: list[dict], summaries: dict[str, dict]) -> str:
 
 
 def without_categories(prompts: str, categories: Sequence[str]):
-    """The prompt set `prompts` (task name or file) without `categories`' descriptions: a new
-    `PromptSet` (its own sha256, so no model's shipped threshold applies to it)."""
-    import json
-
-    from flip.prompts import META_KEY, PromptSet, load_prompts
+    """The prompt set `prompts` (task name or file) without `categories`' descriptions (`PromptSet.without`)."""
+    from flip.prompts import load_prompts
 
     base = load_prompts(prompts)
-    data = json.loads(base.path.read_text())
     missing = sorted(set(categories) - set(base.classes))
     if missing:
         raise ValueError(f"--unseen {missing}: not categories of the prompts {list(base.classes)}")
-    task = f"{base.task}_without_{'_'.join(categories)}"
-    meta = data.get(META_KEY, {})
-    for c in categories:
-        data.pop(c)
-        if isinstance(meta.get("names"), dict):
-            meta["names"].pop(c, None)
-    if "task" in meta:
-        meta["task"] = task
-    return PromptSet.from_dict(data, task=task, source=str(base.path), root=base.path.parent)
+    return base.without(categories, task=f"{base.task}_without_{'_'.join(categories)}")
 
 
 def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | None]]:
