@@ -1,7 +1,7 @@
 """Face naming (issue 7): SECLA and SECLA-B against the untrained baseline, on the corpus they learn
 from and on new images of the same people, in one table.
 
-    flip data synth --config eval/configs/synth_scenes_naming.yaml --n 600 --size 128 --out data/synth-naming
+    flip data synth --config eval/configs/synth_scenes_naming.yaml --n 240 --out data/synth-naming
     python -m eval.tasks.naming --data data/synth-naming --out report/
 
 Two settings, one column group each:
