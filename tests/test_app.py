@@ -137,3 +137,32 @@ def test_app_command_refuses_a_missing_index(checkpoint, tmp_path, capsys):
     assert main(["app", "--model", checkpoint, "--index", str(tmp_path / "nowhere"), "--faces", "0"]) == 2
     err = capsys.readouterr().err
     assert "flip app:" in err and "not a flip index" in err and "Traceback" not in err
+
+
+def test_the_liveness_tab_answers_with_its_own_model(checkpoint, tmp_path):
+    import copy
+
+    import torch
+
+    from flip.cli.app import FlipApp
+    from flip.hub import load
+    from flip.liveness import LivenessClassifier
+
+    model, processor = load(checkpoint)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.vision_proj.weight.mul_(-1)  # another model: its image embeddings point the other way
+    app = FlipApp(model, processor, workdir=tmp_path / "app", model_name=checkpoint, n_faces=1,
+                  liveness_model=(other, processor))
+    image, _, probs = app.liveness(app.faces[0])
+    expected = LivenessClassifier(other, processor).score([image]).record(0)["scores"]
+    base = LivenessClassifier(model, processor).score([image]).record(0)["scores"]
+    assert probs == pytest.approx(expected) and probs != pytest.approx(base)
+
+
+def test_app_command_refuses_a_missing_liveness_model(checkpoint, tmp_path, capsys):
+    from flip.cli import main
+
+    assert main(["app", "--model", checkpoint, "--liveness-model", str(tmp_path / "nowhere"), "--faces", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flip app:") and "nowhere" in err and len(err.splitlines()) == 1
