@@ -78,10 +78,10 @@ def _rows(name: str, suite: dict, figures: list[dict]) -> list[tuple[str, str]]:
         unseen_names = ", ".join(r.get("config", {}).get("unseen", [])) or "none"
         for method, s in r["summary"].items():
             unseen = "" if s.get("auc_unseen") is None else f", unseen-attack ({unseen_names}) AUC {s['auc_unseen']:.2f}"
-            if method == "shipped_no_unseen_text":  # a control: only its unseen-attack AUC means anything
+            if method.endswith("_no_unseen_text"):  # a control: only its unseen-attack AUC means anything
                 if s.get("auc_unseen") is not None:
-                    out.append((f"liveness, control: shipped, its prompts without the unseen ({unseen_names}) "
-                                "descriptions", f"unseen-attack AUC {s['auc_unseen']:.2f}"))
+                    out.append((f"liveness, control: {method.removesuffix('_no_unseen_text')}, its prompts without "
+                                f"the unseen ({unseen_names}) descriptions", f"unseen-attack AUC {s['auc_unseen']:.2f}"))
                 continue
             if method == "shipped":  # the model `flip liveness` answers with when given none
                 method = f"shipped: {r.get('config', {}).get('shipped', '?')}, what `flip liveness` uses"

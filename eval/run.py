@@ -213,7 +213,7 @@ def run_fairness(args, out: Path) -> dict:
 def run_liveness(args, out: Path) -> dict:
     data = find_data("spoof", args)
     # "shipped": what `flip liveness` answers with out of the box, when the run measures the embedded default
-    methods = (["zeroshot", "probe"] + (["finetuned"] if args.liveness_finetune_config else [])
+    methods = (["zeroshot", "zeroshot_no_unseen_text", "probe"] + (["finetuned"] if args.liveness_finetune_config else [])
                + (["shipped", "shipped_no_unseen_text"] if args.model is None else []))
     argv = [*_common(args), "--data", str(data), "--test-split", args.split, "--out", str(out),
             "--methods", *methods, *_limit("--limit", args),

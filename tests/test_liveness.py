@@ -382,7 +382,8 @@ def test_eval_task_scores_the_shipped_model_with_the_training_config_it_carries(
     shipped = shutil.copytree(checkpoint, tmp_path / "shipped")  # the same weights as --model: the same figures
     (shipped / TRAINING_CONFIG).write_text(yaml.safe_dump({"liveness": {"exclude": ["face_swap"]}}))
     args = ["--model", checkpoint, "--data", str(data), "--unseen", "face_swap", "--methods", "zeroshot", "shipped",
-            "shipped_no_unseen_text", "--shipped", str(shipped), "--out", str(tmp_path / "out"), "--workers", "0"]
+            "shipped_no_unseen_text", "zeroshot_no_unseen_text", "--shipped", str(shipped), "--out", str(tmp_path / "out"),
+            "--workers", "0"]
     assert main(args) == 0
     report = json.loads((tmp_path / "out" / "liveness.json").read_text())
     assert report["config"]["shipped_recipe"] == {"liveness": {"exclude": ["face_swap"]}}
@@ -392,6 +393,8 @@ def test_eval_task_scores_the_shipped_model_with_the_training_config_it_carries(
     assert control["auc_unseen"] is not None and control["apcer_face_swap"] is not None
     scores = json.loads((tmp_path / "out" / "liveness_scores.json").read_text())
     assert scores["shipped_no_unseen_text"]["test"]["live_score"] != scores["shipped"]["test"]["live_score"]
+    # the same weights, so the zero-shot control scores as the shipped one does
+    assert scores["zeroshot_no_unseen_text"]["test"] == scores["shipped_no_unseen_text"]["test"]
 
     (shipped / TRAINING_CONFIG).write_text(yaml.safe_dump({"liveness": {"exclude": []}}))  # trained on face_swap
     capsys.readouterr()

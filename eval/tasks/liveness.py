@@ -23,7 +23,8 @@ applied unchanged to the test split. Methods:
   and recorded as the fine-tuned one's is. Its "as shipped" row is what a user gets out of the box;
 - shipped_no_unseen_text: the control for "detected from its description": the shipped model with the
   unseen categories' descriptions taken out of the prompts. If its unseen-attack AUC is the shipped
-  one's, the unseen attack is caught as "not live", not by what its description says.
+  one's, the unseen attack is caught as "not live", not by what its description says;
+- zeroshot_no_unseen_text: the same control for the zero-shot model.
 
 The table has one row per category: APCER for each attack (marked seen or unseen), BPCER for live;
 then APCER_max, ACER, HTER, EER and AUC over all test attacks, and AUC on the unseen attacks against
@@ -48,7 +49,7 @@ from typing import Any, Sequence
 import torch
 
 METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
-METHODS = ("zeroshot", "probe", "finetuned", "shipped", "shipped_no_unseen_text")
+METHODS = ("zeroshot", "probe", "finetuned", "shipped", "shipped_no_unseen_text", "zeroshot_no_unseen_text")
 #: The training config a shipped fine-tuned model carries in its own folder (a `flip liveness-train`
 #: run keeps it beside `final/` as `config.yaml`).
 TRAINING_CONFIG = "training_config.yaml"
@@ -284,8 +285,9 @@ def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | N
             scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", prompts,
                                 batch_size=args.batch_size, num_workers=args.workers)
         else:
-            scores[m] = predict(model, processor, splits if m == "probe" else held_out, m, args.prompts,
-                                batch_size=args.batch_size, num_workers=args.workers)
+            prompts = without_categories(args.prompts, args.unseen) if m == "zeroshot_no_unseen_text" else args.prompts
+            scores[m] = predict(model, processor, splits if m == "probe" else held_out, m.removesuffix("_no_unseen_text"),
+                                prompts, batch_size=args.batch_size, num_workers=args.workers)
     return scores, labels, device, recipes
 
 
