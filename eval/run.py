@@ -19,7 +19,9 @@ runs alone, so the harness adds no second code path):
 
 Data: --data DIR holds one dataset per kind, named `<kind>` or `synth-<kind>` (what `flip data synth
 --kind <kind> --out data/synth-<kind>` writes): captions (retrieval, attributes), spoof (liveness),
-naming or scenes (naming), qa or captions (vqa: any attribute-labelled faces); `--captions`,
+naming or scenes (naming), qa or captions (vqa: any attribute-labelled faces). The README's test sets of
+new people (`synth-fresh`, `synth-spoof-fresh`, `synth-qa-fresh`, from `eval/configs/`) come before the
+seed-0 sets that the shipped models trained on; `--captions`,
 `--spoof`, `--scenes`, `--qa` name one directly. A dataset is marked synthetic when it carries the
 synthetic world's `synth_config.json`. A suite that fails is recorded with its error and the others
 still run; the exit status is 1 if any suite failed.
@@ -41,10 +43,10 @@ from typing import Any, Callable
 SUITES = ("retrieval", "attributes", "celeba40", "liveness", "naming", "vqa", "speed")
 #: The data kind each suite reads: (its --flag, the folder names looked for under --data, in order).
 DATA = {
-    "captions": ("captions", ("captions", "synth-captions")),
-    "spoof": ("spoof", ("spoof", "synth-spoof")),
+    "captions": ("captions", ("captions", "synth-fresh", "synth-captions")),
+    "spoof": ("spoof", ("spoof", "synth-spoof-fresh", "synth-spoof")),
     "naming": ("scenes", ("naming", "synth-naming", "scenes", "synth-scenes")),
-    "qa": ("qa", ("qa", "synth-qa", "captions", "synth-captions")),  # any attribute-labelled faces
+    "qa": ("qa", ("qa", "synth-qa-fresh", "synth-qa", "captions", "synth-captions")),  # any attribute-labelled faces
     "heldout": ("heldout", ("heldout", "synth-heldout")),  # captions in the held-out phrasing (world v3)
     "probe": ("probe_data", ("captions", "synth-captions")),  # faces the CelebA-40 linear probe trains on
 }

@@ -32,7 +32,12 @@ def test_find_data_looks_for_each_kind_by_its_names(tmp_path):
     assert run.find_data("spoof", args) == tmp_path / "spoof"
     assert run.find_data("naming", args) == tmp_path / "synth-naming"
     assert run.find_data("qa", args) == tmp_path / "synth-captions"  # VQA asks about any labelled faces
-    with pytest.raises(run.SuiteSkipped, match=r"no spoof data under .*empty \(looked for spoof/ or synth-spoof/"):
+    for fresh in ("synth-fresh", "synth-qa-fresh"):  # the test sets of new people before the training sets
+        (tmp_path / fresh).mkdir()
+    assert run.find_data("captions", args) == tmp_path / "synth-fresh"
+    assert run.find_data("qa", args) == tmp_path / "synth-qa-fresh"
+    with pytest.raises(run.SuiteSkipped, match=r"no spoof data under .*empty \(looked for spoof/ or synth-spoof-fresh/ "
+                                               r"or synth-spoof/"):
         (tmp_path / "empty").mkdir()
         run.find_data("spoof", _args(data=str(tmp_path / "empty")))
     with pytest.raises(run.SuiteSkipped, match="pass --data DIR"):
