@@ -79,14 +79,16 @@ def load_examples(data: str | Path, split: str | None, dataset: str = "auto", li
 # -- predict and score ------------------------------------------------------------------------------
 def predict(model, processor, splits: dict[str, tuple[list, list[str]]], method: str = "zeroshot",
             prompts="liveness", probe_on: str = "train", batch_size: int = 64,
-            num_workers: int | None = None) -> dict[str, dict[str, list]]:
+            num_workers: int | None = None, embeds: dict[str, torch.Tensor] | None = None) -> dict[str, dict[str, list]]:
     """{split: {"live_score": [...], "attack": [...]}} for one model: zero-shot on its prompts, or the
     probe (`method="probe"`) fitted on the `probe_on` split's embeddings. `prompts`: a task name, a
-    prompt file or a `flip.prompts.PromptSet`."""
+    prompt file or a `flip.prompts.PromptSet`. `embeds`: the splits' image embeddings by this model,
+    when the caller has them (a method and its control score the same images)."""
     from eval.tasks.attributes import embed_images
     from flip.liveness import LivenessClassifier, LivenessProbe
 
-    embeds = {s: embed_images(model, processor, images, batch_size, num_workers) for s, (images, _) in splits.items()}
+    if embeds is None:
+        embeds = {s: embed_images(model, processor, images, batch_size, num_workers) for s, (images, _) in splits.items()}
     if method == "probe":
         scorer = LivenessProbe.fit(embeds[probe_on], splits[probe_on][1]).predict
     else:
@@ -267,6 +269,16 @@ def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | N
     held_out = {s: v for s, v in splits.items() if s != "train"}
     model, processor = load(args.model, device=device)
     scores, recipes, loaded = {}, {}, {}  # loaded: shipped and its control score with one model
+    embedded: dict[str, dict[str, torch.Tensor]] = {}  # model -> split -> image embeddings, shared by its methods
+
+    def embeds(key: str, m, proc, wanted: dict) -> dict[str, torch.Tensor]:
+        from eval.tasks.attributes import embed_images
+
+        have = embedded.setdefault(key, {})
+        for s, (images, _) in wanted.items():
+            if s not in have:
+                have[s] = embed_images(m, proc, images, args.batch_size, args.workers)
+        return {s: have[s] for s in wanted}
     for m in args.methods:
         if m in ("finetuned", "shipped", "shipped_no_unseen_text"):
             if m.startswith("shipped"):
@@ -283,11 +295,12 @@ def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | N
             ft_model, ft_processor = loaded[str(path)]
             prompts = without_categories(args.prompts, args.unseen) if m == "shipped_no_unseen_text" else args.prompts
             scores[m] = predict(ft_model, ft_processor, held_out, "zeroshot", prompts,
-                                batch_size=args.batch_size, num_workers=args.workers)
+                                embeds=embeds(str(path), ft_model, ft_processor, held_out))
         else:
             prompts = without_categories(args.prompts, args.unseen) if m == "zeroshot_no_unseen_text" else args.prompts
-            scores[m] = predict(model, processor, splits if m == "probe" else held_out, m.removesuffix("_no_unseen_text"),
-                                prompts, batch_size=args.batch_size, num_workers=args.workers)
+            wanted = splits if m == "probe" else held_out
+            scores[m] = predict(model, processor, wanted, m.removesuffix("_no_unseen_text"), prompts,
+                                embeds=embeds("base", model, processor, wanted))
     return scores, labels, device, recipes
 
 
