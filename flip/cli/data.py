@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="what to generate (default captions)")
     synth.add_argument("--n", type=int, help="records over all splits (default 1000)")
     synth.add_argument("--size", type=int, help="image side in pixels (default 112)")
-    synth.add_argument("--seed", type=int, help="random seed (default 0)")
+    synth.add_argument("--seed", type=int, help="random seed (default 0); the people come from it alone, so "
+                       "datasets of any kind with the same seed show the same people")
     synth.add_argument("--images-per-identity", dest="images_per_identity", type=float,
                        help="average records per person (default 8)")
     synth.add_argument("--live-fraction", dest="live_fraction", type=float, help="spoof: share of live images (0.5)")

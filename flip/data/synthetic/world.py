@@ -346,7 +346,9 @@ def dataset_card(summary: dict, command: str | None = None) -> str:
               "Split by identity: people are drawn once and partitioned into disjoint train/val/test pools; "
               "a record shows (scenes: shows and names) only people of its split's pool."
               + ("".join(f" `{s}` is the exception: new images of the `{o}` split's people."
-                         for s, o in SAME_PEOPLE.items() if s in summary["splits"])), "",
+                         for s, o in SAME_PEOPLE.items() if s in summary["splits"]))
+              + " People come from the seed alone (person i from (seed, i), whatever the kind): datasets "
+              "with the same seed show the same people, so a test set of new people needs a seed of its own.", "",
               "| split | records | identities | path |", "|---|---|---|---|"]
     for split, s in summary["splits"].items():
         lines.append(f"| {split} | {s['records']} | {s['identities']} | `{s['path']}` |")
