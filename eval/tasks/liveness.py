@@ -248,10 +248,10 @@ def without_categories(prompts: str, categories: Sequence[str]):
     from flip.prompts import load_prompts
 
     base = load_prompts(prompts)
-    missing = sorted(set(categories) - set(base.classes))
-    if missing:
-        raise ValueError(f"--unseen {missing}: not categories of the prompts {list(base.classes)}")
-    return base.without(categories, task=f"{base.task}_without_{'_'.join(categories)}")
+    try:
+        return base.without(categories, task=f"{base.task}_without_{'_'.join(categories)}")
+    except ValueError as err:  # a category the prompts do not have, named as the argument that gave it
+        raise ValueError(f"--unseen {err}") from None
 
 
 def run(args, overrides: list[str]) -> tuple[dict, dict, str, dict[str, dict | None]]:

@@ -198,17 +198,14 @@ class ResumableBatchSampler(Sampler[list[int]]):
 
 
 def captions_key(model, processor, distinct: Sequence[str], precision: str) -> str:
-    """The cache key of a locked tower's pooled rows: its weights, config and tokenizer
-    (`flip.zeroshot.text_fingerprint` of `text_model` alone), the autocast precision and the captions."""
-    import hashlib
-
+    """The cache key of a locked tower's pooled rows (`flip.textside.cache_key`, as for prompt
+    sentences): its weights, config and tokenizer (`text_fingerprint` of `text_model` alone), the
+    autocast precision and the captions."""
+    from ..textside import cache_key
     from ..zeroshot import text_fingerprint
 
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{text_fingerprint(model, processor, parts=('text_model',))}:{precision}:{len(distinct)}".encode())
-    for caption in distinct:
-        h.update(caption.encode() + b"\0")
-    return "captions-" + h.hexdigest()
+    return "captions-" + cache_key(f"{text_fingerprint(model, processor, parts=('text_model',))}:pooled:{precision}",
+                                   distinct)
 
 
 @torch.no_grad()  # not inference_mode: the rows feed the trained projection
