@@ -44,6 +44,17 @@ _FIELD_TYPES = {
 }
 
 
+def check_liveness_calibration(calibration) -> dict:
+    """A release-time liveness calibration (`flip liveness-calibrate` writes one): an object with a
+    threshold in [0, 1] and the prompts_sha256 it was chosen for; a ValueError saying so otherwise."""
+    threshold = calibration.get("threshold") if isinstance(calibration, dict) else None
+    if (not isinstance(threshold, _NUMBER) or isinstance(threshold, bool) or not 0 <= threshold <= 1
+            or not isinstance(calibration.get("prompts_sha256"), str)):
+        raise ValueError("an object with a threshold in [0, 1] and the prompts_sha256 it was chosen for, "
+                         f"got {calibration!r}")
+    return calibration
+
+
 @strict
 class FLIPConfig(PreTrainedConfig):
     r"""
@@ -101,13 +112,11 @@ class FLIPConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
                 raise ValueError(f"FLIPConfig.{name} must be {what}, got {value!r}")
-        calibration = self.liveness_calibration
-        if calibration is not None:
-            threshold = calibration.get("threshold") if isinstance(calibration, dict) else None
-            if (not isinstance(threshold, _NUMBER) or isinstance(threshold, bool) or not 0 <= threshold <= 1
-                    or not isinstance(calibration.get("prompts_sha256"), str)):
-                raise ValueError("FLIPConfig.liveness_calibration must be null or an object with a threshold in "
-                                 f"[0, 1] and the prompts_sha256 it was chosen for, got {calibration!r}")
+        if self.liveness_calibration is not None:
+            try:
+                check_liveness_calibration(self.liveness_calibration)
+            except ValueError as err:
+                raise ValueError(f"FLIPConfig.liveness_calibration must be null or {err}") from None
         vision_type = self.vision_config.model_type
         text_type = self.text_config.model_type
         if vision_type not in VISION_TOWERS:

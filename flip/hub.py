@@ -4,8 +4,9 @@ What a name may be, tried in this order:
 1. None or an embedded checkpoint name (`flip-tiny-synth`): the default that ships inside the package.
 2. A preset name (`flip-tiny`, `flip-small`, `flip-base`): that architecture, randomly initialised.
 3. `open_clip:<arch>/<tag>` or `hf-hub:<repo>`: an open_clip model, converted.
-4. A local directory: flip's own (config.json with model_type "flip"), or a transformers CLIP or
-   SigLIP checkpoint, converted.
+4. A local directory: flip's own (config.json with model_type "flip"), a transformers CLIP or
+   SigLIP checkpoint, converted, or a peft adapter (adapter_config.json, what a LoRA fine-tune
+   writes to `adapter/`): its base model loaded by these same rules, the adapter merged in.
 5. A local weights file (.safetensors, .pt, .pth, .bin): the FaceCaption-15M authors' FLIP-base.pth,
    an OpenAI-CLIP-layout state dict (FaRL) or a flip state dict; the layout is detected from the keys.
 6. Otherwise a Hub repo id, downloaded with huggingface_hub and then treated as 4.
@@ -22,13 +23,14 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Collection
 from pathlib import Path
 
 import torch
 
 from ._files import fsync_dir, read_json_object
-from .config import PRESETS, FLIPConfig, preset_config
+from .config import PRESETS, FLIPConfig, check_liveness_calibration, preset_config
 from .convert._common import describe_keys
 from .download import download
 from .model import FLIPModel
@@ -108,7 +110,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, **kwargs) -> FLIPM
 def _resolve(name: str, revision: str | None) -> tuple[FLIPModel, FLIPProcessor]:
     if name in EMBEDDED:
         path = embedded_path(name)
-        if not (path / "config.json").is_file():
+        if not any((path / file).is_file() for file in ("config.json", ADAPTER_CONFIG)):
             raise FileNotFoundError(
                 f"the embedded checkpoint {name!r} is not in this installation ({path}); "
                 "build it with the pretraining recipe (see the README) or pass another model"
@@ -156,6 +158,8 @@ def read_config_json(path: Path) -> dict:
 
 
 def _load_dir(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
+    if is_adapter(path):
+        return _load_adapter(path)
     if not (path / "config.json").is_file():
         weights = sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES)
         if len(weights) == 1:
@@ -213,6 +217,65 @@ def _load_flip_dir(path: Path) -> FLIPModel:
     if problems:
         raise ValueError(f"{path}: the weights do not match its config.json: {'; '.join(problems)}")
     return model
+
+
+#: A peft adapter folder's config, and the release-time liveness threshold kept beside an adapter (a
+#: full checkpoint keeps it in config.json as `liveness_calibration`; an adapter has no config.json).
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_CALIBRATION = "liveness_calibration.json"
+ADAPTER_FILES = frozenset({ADAPTER_CONFIG, "adapter_model.safetensors", "adapter_model.bin", ADAPTER_CALIBRATION})
+
+
+def is_adapter(path: str | os.PathLike) -> bool:
+    """A folder holding a peft adapter and no model of its own (no config.json)."""
+    path = Path(path)
+    return (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file()
+
+
+def _load_adapter(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
+    """An adapter on its base, merged: the base (`base_model_name_or_path`, any name `flip.load` takes),
+    peft's adapter loaded on it (every adapter weight must find its place), then `merge_and_unload`.
+    The base's own liveness calibration is dropped (chosen for other weights); the adapter's, from
+    `ADAPTER_CALIBRATION`, takes its place."""
+    from peft import PeftConfig, PeftModel
+
+    settings = read_json_object(path / ADAPTER_CONFIG, "a peft adapter config")
+    base = settings.get("base_model_name_or_path")
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{path / ADAPTER_CONFIG}: no base_model_name_or_path, the model the adapter goes on")
+    if Path(base).expanduser().resolve() == path.resolve():
+        raise ValueError(f"{path / ADAPTER_CONFIG}: base_model_name_or_path names the adapter's own folder")
+    calibration = _adapter_calibration(path)
+    model, processor = _resolve(base, settings.get("revision"))
+    if model.dtype in (torch.float16, torch.bfloat16):
+        model = model.float()  # merge at full precision; `load` casts to the dtype asked for afterwards
+    try:
+        with warnings.catch_warnings():  # peft asks transformers a deprecated question, not our business
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            peft_model = PeftModel(model, PeftConfig.from_pretrained(str(path)))
+            result = peft_model.load_adapter(str(path), adapter_name="default")
+    except (ValueError, RuntimeError, OSError, TypeError, KeyError) as err:
+        raise ValueError(f"{path}: the adapter does not fit its base {base!r} ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:300]})") from None
+    problems = [f"{kind.replace('_', ' ')}: {describe_keys(getattr(result, kind))}"
+                for kind in ("missing_keys", "unexpected_keys") if getattr(result, kind)]
+    if problems:
+        raise ValueError(f"{path}: the adapter does not match its base {base!r}: {'; '.join(problems)}")
+    model = peft_model.merge_and_unload()
+    model.config.liveness_calibration = calibration
+    return model, processor
+
+
+def _adapter_calibration(path: Path) -> dict | None:
+    file = path / ADAPTER_CALIBRATION
+    if not file.is_file():
+        return None
+    calibration = read_json_object(file, "a liveness calibration (flip liveness-calibrate writes it)")
+    try:
+        check_liveness_calibration(calibration)
+    except ValueError as err:
+        raise ValueError(f"{file}: {err}") from None
+    return calibration
 
 
 def _read_flip_safetensors(path: Path, config: FLIPConfig) -> tuple[FLIPModel, dict]:
@@ -300,6 +363,26 @@ def save_embedded(model: FLIPModel, processor: FLIPProcessor, out_dir: str | os.
     external = json.dumps({"text_model.": MINILM_PACKAGE}, indent=2) + "\n"
     return save(model, processor, out_dir, extra_files={EXTERNAL_WEIGHTS_FILE: external}, state_dict=state,
                 overwrite=overwrite)
+
+
+def portable_name(name: str) -> str:
+    """A local model as an absolute path (an adapter naming it as its base then loads from any
+    folder); an embedded name or Hub id as it is."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+def save_adapter(peft_model, out_dir: str | os.PathLike, *, base: str, overwrite: bool = False) -> Path:
+    """Write a peft model's adapter (adapter_config.json naming `base`, adapter_model.safetensors) to
+    `out_dir` atomically, as `save` writes a checkpoint; `flip.load(out_dir)` then loads `base` with
+    the adapter merged in. A folder holding anything else is refused unless `overwrite`."""
+    out_dir = Path(out_dir)
+    if not (is_adapter(out_dir) and overwrite):
+        check_destination(out_dir, overwrite)
+    peft_model.peft_config["default"].base_model_name_or_path = portable_name(base)
+    with writing_folder(out_dir, ADAPTER_FILES | {MODEL_CARD}) as tmp:
+        peft_model.save_pretrained(tmp, save_embedding_layers=False)  # flip adapts no embeddings
+    return out_dir
 
 
 MODEL_CARD = "README.md"

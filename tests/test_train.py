@@ -453,10 +453,13 @@ def test_lora_adapts_one_towers_attention_and_merges_back():
     for name, param in base.named_parameters():
         if "lora_" in name:
             assert param.requires_grad
-        elif name.startswith("text_model."):
+        elif name.startswith("text_model.") or ".original_module." in name:
             assert not param.requires_grad, name  # the adapted tower's own weights are frozen
+        elif name == "logit_scale":
+            assert not param.requires_grad  # the temperature stays the base's (an adapter cannot hold it)
         else:
-            assert param.requires_grad, name  # the other tower, projections and temperature train
+            assert param.requires_grad, name  # the other tower and the projections train
+    assert not trainable.adapter_is_whole  # the vision tower trains in full: only the merged model holds it
     assert count_parameters(base)[0] < count_parameters(reference)[0]
     # LoRA starts as the identity (B = 0); after a change to B, the merged model equals the adapted one
     with torch.no_grad():

@@ -5,11 +5,12 @@
 Scores the labelled development split with zero-shot liveness (the prompts, method and aggregate
 `flip liveness` uses), chooses the threshold at its EER (or, with `--target-bpcer`, the highest one
 whose BPCER is at most that), and writes it into the checkpoint folder's config.json as
-`liveness_calibration` (threshold, prompts' sha256, where it was chosen, the dev figures). From then
-on `flip liveness --model FOLDER` (and `flip export`'s ONNX folder of it) answers at that threshold by
-default. Leave the unseen attack categories out (`--exclude`) and never calibrate on a test split.
-A folder that already carries a calibration is refused unless `--overwrite`; config.json is
-replaced atomically, nothing else in the folder is touched. Training a checkpoint clears it.
+`liveness_calibration` (threshold, prompts' sha256, where it was chosen, the dev figures); an adapter
+folder (a LoRA run's `adapter/`, no config.json of its own) gets it as liveness_calibration.json. From
+then on `flip liveness --model FOLDER` (and `flip export`'s ONNX folder of it) answers at that threshold
+by default. Leave the unseen attack categories out (`--exclude`) and never calibrate on a test split.
+A folder that already carries a calibration is refused unless `--overwrite`; the file is replaced
+atomically, nothing else in the folder is touched. Training a checkpoint clears it.
 """
 
 from __future__ import annotations
@@ -51,17 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from flip._files import atomic_output, read_json_object
 
+    from flip.hub import ADAPTER_CALIBRATION, is_adapter
+
     folder = Path(args.model)
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        return _fail(f"{folder}: no config.json; a local checkpoint folder is needed (flip convert writes one)")
+    adapter = is_adapter(folder)
+    config_file = folder / (ADAPTER_CALIBRATION if adapter else "config.json")
+    if not adapter and not config_file.is_file():
+        return _fail(f"{folder}: no config.json; a local checkpoint folder or adapter folder is needed "
+                     "(flip convert writes a checkpoint)")
     try:
-        config = read_json_object(config_file, "a model config")
+        config = {} if adapter else read_json_object(config_file, "a model config")
     except (OSError, ValueError) as err:
         return _fail(str(err))
-    if config.get("liveness_calibration") is not None and not args.overwrite:
-        return _fail(f"{config_file}: already carries a liveness calibration (threshold "
-                     f"{config['liveness_calibration'].get('threshold')}); pass --overwrite to replace it")
+    present = config_file.is_file() if adapter else config.get("liveness_calibration") is not None
+    if present and not args.overwrite:
+        return _fail(f"{config_file}: already carries a liveness calibration; pass --overwrite to replace it")
 
     import torch
 
@@ -87,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{args.data}: {err}")
     for name, why in failed:
         print(skipped_line(name, why), file=sys.stderr)
-    config["liveness_calibration"] = calibration
+    if adapter:
+        config = calibration
+    else:
+        config["liveness_calibration"] = calibration
     with atomic_output(config_file) as pending:
         pending.path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     dev = calibration["dev"]

@@ -29,10 +29,12 @@ import torch
 
 LAST = "checkpoint-last.pt"
 METRICS = "metrics.jsonl"
-#: What a run writes into its output folder (besides the final model, `final/`).
+#: What a run writes into its output folder (besides the final model, `final/`, and a LoRA run's
+#: adapter alone, `adapter/`).
 RUN_FILES = (LAST, METRICS, "config.yaml", "tensorboard")
+ADAPTER_DIR = "adapter"
 #: What marks a folder as holding a `flip train` run (a recipe that writes other files passes its own).
-TRAIN_RUN = (*RUN_FILES, "final")
+TRAIN_RUN = (*RUN_FILES, "final", ADAPTER_DIR)
 
 
 def find_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | None:
@@ -79,9 +81,9 @@ def claim_output_dir(output_dir: str | os.PathLike, resume: str | None, overwrit
 def remove_run_files(output_dir: Path, run_files: tuple[str, ...] = TRAIN_RUN) -> None:
     """Remove what a run wrote into `output_dir` (checkpoint, metrics, config, TensorBoard events, the
     final model's files, temporary files); anything else is the user's and stays."""
-    from ..hub import FLIP_FILES, is_flip_checkpoint
+    from ..hub import ADAPTER_FILES, FLIP_FILES, MODEL_CARD, is_adapter, is_flip_checkpoint
 
-    for name in (n for n in run_files if n != "final"):
+    for name in (n for n in run_files if n not in ("final", ADAPTER_DIR)):
         path = output_dir / name
         if path.is_dir():
             for event in path.glob("events.out.tfevents.*"):
@@ -90,13 +92,15 @@ def remove_run_files(output_dir: Path, run_files: tuple[str, ...] = TRAIN_RUN) -
                 path.rmdir()
         elif path.exists():
             path.unlink()
-    final = output_dir / "final"
-    if "final" in run_files and is_flip_checkpoint(final):
-        for path in final.iterdir():
-            if path.name in FLIP_FILES and path.is_file():
-                path.unlink()
-        if not any(final.iterdir()):
-            final.rmdir()
+    for name, ours, written in (("final", FLIP_FILES, is_flip_checkpoint),
+                                (ADAPTER_DIR, ADAPTER_FILES | {MODEL_CARD}, is_adapter)):
+        folder = output_dir / name
+        if name in run_files and written(folder):
+            for path in folder.iterdir():
+                if path.name in ours and path.is_file():
+                    path.unlink()
+            if not any(folder.iterdir()):
+                folder.rmdir()
     remove_stale_temp_files(output_dir)
 
 
@@ -105,7 +109,7 @@ def remove_stale_temp_files(output_dir: Path) -> None:
     for path in output_dir.iterdir():
         if re.fullmatch(rf"\.{re.escape(LAST)}\.tmp-\d+|\.config\.yaml\.tmp", path.name) and path.is_file():
             path.unlink()
-        elif re.fullmatch(r"\.final\.[a-z0-9_]{8}", path.name) and path.is_dir():  # flip.save's, all flip's files
+        elif re.fullmatch(rf"\.(final|{ADAPTER_DIR})\.[a-z0-9_]{{8}}", path.name) and path.is_dir():  # flip.save's
             shutil.rmtree(path)
 
 

@@ -123,7 +123,8 @@ class OptimSection:
 
 @dataclass
 class TowersSection:
-    vision: str = "train"  # "train", "lock" (frozen, eval mode: LiT) or "lora" (peft adapters on attention)
+    vision: str = "train"  # "train", "lock" (frozen, eval mode: LiT) or "lora" (peft adapters; the
+    #   temperature then stays the base's, and a run whose other tower is locked also saves `adapter/`)
     text: str = "train"
     lock_projection: bool = False  # also freeze a locked tower's projection (LiT locks the whole tower)
     lora_rank: int = 8

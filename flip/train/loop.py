@@ -40,6 +40,7 @@ import torch
 from . import distributed
 from ..state_file import load_checkpoint, save_checkpoint
 from .checkpoint import (
+    ADAPTER_DIR,
     LAST,
     claim_output_dir,
     find_resume,
@@ -419,9 +420,15 @@ def _alpha(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def _save_final(trainable, processor, config: TrainConfig, output_dir: Path, metrics: dict, summary: dict) -> Path:
-    from ..hub import save
+    """The merged model to `final/`; a LoRA run whose adapter is the whole fine-tune (`adapter_is_whole`)
+    also writes the adapter alone to `adapter/` (a few hundred KB, loaded on its base by `flip.load`)."""
+    from ..hub import save, save_adapter
     from .card import write_model_card
 
+    if trainable.adapter_is_whole:  # before merging, which unwraps the peft model
+        adapter_dir = save_adapter(trainable.peft_model, output_dir / ADAPTER_DIR, base=trainable.source,
+                                   overwrite=config.run.overwrite)
+        write_model_card(adapter_dir, config, summary, metrics)
     model = trainable.final_model()
     final_dir = save(model, processor, output_dir / "final", overwrite=config.run.overwrite)
     write_model_card(final_dir, config, summary, metrics)

@@ -163,6 +163,7 @@ def run(config: VQALoRAConfig) -> dict:
     from flip.vqa.examples import qa_examples, read_records
     from flip.vqa.prompting import PromptFormat, model_family
     from flip.vqa.model import VQA_CONFIG, VQAModel, check_supported
+    from flip.hub import portable_name
     from flip.train.vqa_loop import adapter_parameter_counts, apply_lora, fit
 
     out = Path(config.run.output_dir)
@@ -198,7 +199,7 @@ def run(config: VQALoRAConfig) -> dict:
                  warmup=t.warmup, seed=t.seed, device=device, log=log)
 
     adapter_dir = out / "adapter"
-    model.peft_config["default"].base_model_name_or_path = _portable(config.model.base)
+    model.peft_config["default"].base_model_name_or_path = portable_name(config.model.base)
     model.save_pretrained(adapter_dir)
     processor.save_pretrained(adapter_dir)
     settings = {"family": fmt.family, "template": config.model.template, "max_new_tokens": config.eval.max_new_tokens}
@@ -229,8 +230,3 @@ def run(config: VQALoRAConfig) -> dict:
           f"metrics in {out / 'metrics.json'}", file=sys.stderr)
     return metrics
 
-
-def _portable(base: str) -> str:
-    """A local base model as an absolute path (the adapter then loads from any directory); a Hub id as it is."""
-    path = Path(base)
-    return str(path.resolve()) if path.exists() else base
