@@ -11,7 +11,8 @@ attack category):
   (`liveness_pairs` builds them from spoof records; `flip liveness-train` runs `flip.train` on them,
   full or LoRA). The result is a FLIP checkpoint, used through `LivenessClassifier` like any other.
   In-batch negatives of the same category are false negatives; the paper's recipe accepts that.
-  One ships: `DEFAULT_LIVENESS_MODEL`, what `flip liveness` uses unless told `--model`.
+  One ships: `DEFAULT_LIVENESS_MODEL`, what `flip liveness` uses unless told `--model`, as a peft
+  adapter on the embedded default (`flip.load` merges it in).
 - linear probe (`LivenessProbe`): `flip.probe`'s multinomial logistic regression on frozen image
   embeddings, the baseline a user tries first.
 
@@ -24,8 +25,9 @@ the rest, a face whose top class was live could still be called an attack.) A th
 on a development set (`calibrate`) moves the same score.
 
 The shipped operating point. A model can carry the threshold chosen for it at release
-(`FLIPConfig.liveness_calibration`, written by `flip liveness-calibrate` from a development split
-without the unseen attack categories): the live score of a small model is not calibrated around 0.5
+(`FLIPConfig.liveness_calibration`, or an adapter's `liveness_calibration.json`, which `flip.load`
+puts there; written by `flip liveness-calibrate` from a development split without the unseen
+attack categories): the live score of a small model is not calibrated around 0.5
 (the embedded default calls most live faces an attack at 0.5). `LivenessClassifier` uses it as its
 default threshold when its prompts, method and aggregate are the ones calibrated (the prompt file's
 sha256 must match), and 0.5 otherwise; `threshold_source` says which. An explicit threshold wins.

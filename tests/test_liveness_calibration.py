@@ -175,3 +175,25 @@ def test_the_shipped_liveness_model_is_the_default_fine_tuned_with_the_unseen_at
     threshold, source = shipped_threshold(model, load_prompts("liveness"))
     assert threshold == model.config.liveness_calibration["threshold"] != DEFAULT_THRESHOLD
     assert "3d_mask" in model.config.liveness_calibration["excluded"] and source.startswith("the model's")
+
+
+def test_the_shipped_liveness_adapter_was_trained_on_the_default_that_ships():
+    """The adapter's copies of the image tower's batch norms keep their frozen affine weights, which
+    are the base's at training time: a retrained default without a retrained adapter fails here."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from flip.hub import ADAPTER_CONFIG, SAFETENSORS_FILE, embedded_path
+    from flip.liveness import DEFAULT_LIVENESS_MODEL
+
+    folder = embedded_path(DEFAULT_LIVENESS_MODEL)
+    assert json.loads((folder / ADAPTER_CONFIG).read_text())["base_model_name_or_path"] == "flip-tiny-synth"
+    adapter = load_file(folder / "adapter_model.safetensors")
+    base = load_file(embedded_path("flip-tiny-synth") / SAFETENSORS_FILE)
+    frozen = {k.removeprefix("base_model.model."): v for k, v in adapter.items()
+              if k.endswith(("normalization.weight", "normalization.bias"))}
+    assert frozen.keys() == {k for k in base if k.startswith("vision_model.")  # every batch norm of the tower
+                             and k.endswith(("normalization.weight", "normalization.bias"))}
+    for key, value in frozen.items():
+        assert torch.equal(value, base[key].float()), f"{key}: the adapter was trained on other base weights"
