@@ -369,16 +369,14 @@ def portable_name(name: str) -> str:
     """A local model as an absolute path (an adapter naming it as its base then loads from any
     folder); an embedded name or Hub id as it is."""
     path = Path(name).expanduser()
-    return str(path.resolve()) if path.exists() else name
+    return str(path.resolve()) if name not in EMBEDDED and path.exists() else name
 
 
 def save_adapter(peft_model, out_dir: str | os.PathLike, *, base: str, overwrite: bool = False) -> Path:
     """Write a peft model's adapter (adapter_config.json naming `base`, adapter_model.safetensors) to
     `out_dir` atomically, as `save` writes a checkpoint; `flip.load(out_dir)` then loads `base` with
     the adapter merged in. A folder holding anything else is refused unless `overwrite`."""
-    out_dir = Path(out_dir)
-    if not (is_adapter(out_dir) and overwrite):
-        check_destination(out_dir, overwrite)
+    out_dir = check_destination(out_dir, overwrite)
     peft_model.peft_config["default"].base_model_name_or_path = portable_name(base)
     with writing_folder(out_dir, ADAPTER_FILES | {MODEL_CARD}) as tmp:
         peft_model.save_pretrained(tmp, save_embedding_layers=False)  # flip adapts no embeddings

@@ -153,7 +153,7 @@ def _saved_whole(model: nn.Module, towers: TowersSection, lora_towers: list[str]
              if not (getattr(towers, side) == "lock" and towers.lock_projection)]
     for attr in lora_towers:
         names += [f"{attr}.{name}" for name, module in getattr(model, attr).named_modules()
-                  if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats]
+                  if getattr(module, "running_mean", None) is not None]  # batch norms that track statistics
     return names
 
 
