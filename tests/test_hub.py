@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 import flip
 from flip.cli import main as cli_main
-from flip.hub import load, save
+from flip.hub import save
 from flip.model import FLIPModel
 from flip.processor import FLIPProcessor
 
