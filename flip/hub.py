@@ -23,7 +23,6 @@ import logging
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Collection
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from .convert._common import describe_keys
 from .download import download
 from .model import FLIPModel
 from .processor import FLIPProcessor
+from .runtime import peft_quiet
 
 logger = logging.getLogger(__name__)
 
@@ -250,8 +250,7 @@ def _load_adapter(path: Path) -> tuple[FLIPModel, FLIPProcessor]:
     if model.dtype in (torch.float16, torch.bfloat16):
         model = model.float()  # merge at full precision; `load` casts to the dtype asked for afterwards
     try:
-        with warnings.catch_warnings():  # peft asks transformers a deprecated question, not our business
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        with peft_quiet():
             peft_model = PeftModel(model, PeftConfig.from_pretrained(str(path)))
             result = peft_model.load_adapter(str(path), adapter_name="default")
     except (ValueError, RuntimeError, OSError, TypeError, KeyError) as err:

@@ -1,5 +1,5 @@
-"""Process-level helpers: the OpenMP wait policy, and where a figure was measured (flip's version
-and the machine: CPU model, cores, torch, GPU).
+"""Process-level helpers: the OpenMP wait policy, a filter for a warning users cannot act on, and
+where a figure was measured (flip's version and the machine: CPU model, cores, torch, GPU).
 
 A leaf: it imports nothing of flip at module level, so the command line, the evaluation harness and
 the benchmarks can all call it without reaching into each other. Every figure of the harness carries
@@ -9,8 +9,10 @@ cores says little about a GPU server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import warnings
 from pathlib import Path
 
 
@@ -19,6 +21,15 @@ def sleep_idle_openmp_threads() -> None:
     that DataLoader workers decoding images get a core when a model thread waits. libgomp reads it when
     torch loads: call this first. `benchmarks/bench_classify.py` measures what it changes."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@contextlib.contextmanager
+def peft_quiet():
+    """Around peft calls: peft reads transformers' deprecated `is_gradient_checkpointing`, and the
+    FutureWarning that follows is about peft's code, not the user's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        yield
 
 
 def package_version() -> str:

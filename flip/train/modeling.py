@@ -122,13 +122,16 @@ def setup_towers(model: nn.Module, processor, towers: TowersSection, source: str
 
     from peft import LoraConfig, get_peft_model
 
+    from ..runtime import peft_quiet
+
     lora_towers = "|".join(TOWERS[side] for side in lora_sides)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad} - set(FIXED_IN_LORA)
     target = rf"({lora_towers})\..*\.{LORA_TARGETS}"
     lora = LoraConfig(r=towers.lora_rank, lora_alpha=towers.lora_alpha, lora_dropout=towers.lora_dropout,
                       target_modules=target, bias="none",
                       modules_to_save=_saved_whole(model, towers, [TOWERS[side] for side in lora_sides]))
-    peft_model = get_peft_model(model, lora)
+    with peft_quiet():
+        peft_model = get_peft_model(model, lora)
     base = peft_model.get_base_model()
     lora_prefixes = tuple(f"{TOWERS[side]}." for side in lora_sides)
     for name, param in base.named_parameters():

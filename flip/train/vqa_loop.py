@@ -42,6 +42,8 @@ def apply_lora(model: torch.nn.Module, *, rank: int = 8, alpha: float = 16, drop
     """`model` wrapped in a peft LoRA model; only the adapters (and `modules_to_save`) train."""
     from peft import LoraConfig, get_peft_model
 
+    from flip.runtime import peft_quiet
+
     if not target_modules:
         raise ValueError("target_modules is empty: name the layers to adapt (e.g. ['q_proj', 'v_proj'])")
     matched = [n for n, m in model.named_modules() if _matches(target_modules, n) and isinstance(m, torch.nn.Linear)]
@@ -58,7 +60,8 @@ def apply_lora(model: torch.nn.Module, *, rank: int = 8, alpha: float = 16, drop
                         target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
                         modules_to_save=list(modules_to_save) if modules_to_save else None, bias="none")
     torch.manual_seed(seed)
-    return get_peft_model(model, config)
+    with peft_quiet():
+        return get_peft_model(model, config)
 
 
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:

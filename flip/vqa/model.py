@@ -94,7 +94,10 @@ def load_vqa(path: str | os.PathLike, *, base: str | None = None, template: str 
     if adapter:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(path))
+        from flip.runtime import peft_quiet
+
+        with peft_quiet():
+            model = PeftModel.from_pretrained(model, str(path))
     if device is not None:
         model = model.to(device)
     fmt = PromptFormat(processor, model_family(model.config if not adapter else model.get_base_model().config),
