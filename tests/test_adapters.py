@@ -163,3 +163,36 @@ def test_a_new_run_with_overwrite_removes_the_previous_adapter(base_dir, lora_ru
     claim_output_dir(run, None, overwrite=True)
     assert sorted(p.name for p in (run / "adapter").iterdir()) == ["notes.txt"]
     assert not (run / "final").exists()
+
+
+def test_a_resumed_lora_run_writes_the_adapter_an_uninterrupted_one_does(base_dir, lora_run, tmp_path):
+    """The peft wrappers (adapters, kept modules, their batch-norm statistics) live in the checkpoint:
+    stopped by SIGTERM after step 2 and resumed, the run ends with the same adapter, bit for bit."""
+    import os
+    import signal
+
+    from safetensors.torch import load_file
+
+    from flip.train import load_config, train
+
+    def settings(out, **run):
+        return {"model": {"name": str(base_dir)},
+                "data": {"train": str(lora_run.parent / "pairs"), "eval_size": 4, "batch_size": 4, "num_workers": 0},
+                "optim": {"lr": 1e-2, "warmup_steps": 0},
+                "towers": {"vision": "lora", "text": "lock", "lora_rank": 4},
+                "run": {"output_dir": str(out), "max_steps": 3, "progress": False, "save_every": 0,
+                        "precision": "fp32", "deterministic": True, **run}}
+
+    straight = train(load_config(None, settings(tmp_path / "a")))
+
+    def sigterm_at_step_1(info):
+        if info.step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    first = train(load_config(None, settings(tmp_path / "b")), on_step=sigterm_at_step_1)
+    assert first.status == "interrupted" and first.step == 2 and not (tmp_path / "b" / "adapter").exists()
+    second = train(load_config(None, settings(tmp_path / "b", resume="auto")))
+    assert second.status == "finished" and first.losses + second.losses == straight.losses
+    a = load_file(tmp_path / "a" / "adapter" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "b" / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
